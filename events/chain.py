@@ -1,0 +1,142 @@
+"""Canonical JSON and the SHA-256 hash chain, exactly as CONTRACT.md "Event envelope" defines.
+
+Rules:
+- canonical JSON is ``json.dumps(x, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``
+  encoded as UTF-8;
+- ``data_hash`` is SHA-256 (hex) of the canonical JSON of ``data``;
+- ``hash`` is SHA-256 (hex) of the UTF-8 bytes of ``prev_hash`` followed by the canonical JSON of the
+  envelope without ``hash`` and without ``data`` (``data_hash`` stands in for the data, so a lawful
+  redaction of ``data`` keeps the chain verifying);
+- ``prev_hash`` of version 1 is 64 zeros.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, JsonValue
+
+GENESIS = "0" * 64
+ENVELOPE_FORMAT = 1
+"""Version of the stored envelope's wire format (the ``f`` field of a stream entry)."""
+
+
+def canonical(value: JsonValue) -> bytes:
+    """The contract's canonical JSON of ``value``, as UTF-8 bytes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def data_hash(data: Mapping[str, JsonValue]) -> str:
+    """SHA-256 hex of the canonical JSON of an event's ``data``."""
+    return hashlib.sha256(canonical(dict(data))).hexdigest()
+
+
+class Envelope(BaseModel):
+    """One immutable, hash-chained event as stored, returned by history and verified."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    story: str
+    version: int
+    type: str
+    data: dict[str, JsonValue]
+    data_hash: str
+    actor: str
+    recorded_at: str
+    idempotency_key: str | None
+    prev_hash: str
+    hash: str
+
+    def link_fields(self) -> dict[str, JsonValue]:
+        """The envelope without ``hash`` and ``data``: what ``hash`` covers after ``prev_hash``."""
+        return {
+            "id": self.id,
+            "story": self.story,
+            "version": self.version,
+            "type": self.type,
+            "data_hash": self.data_hash,
+            "actor": self.actor,
+            "recorded_at": self.recorded_at,
+            "idempotency_key": self.idempotency_key,
+            "prev_hash": self.prev_hash,
+        }
+
+    def to_json(self) -> bytes:
+        """The envelope's canonical JSON: how it is stored and served."""
+        return canonical(self.to_dict())
+
+    def to_dict(self) -> dict[str, JsonValue]:
+        """The envelope as a plain JSON object."""
+        fields = self.link_fields()
+        fields["data"] = self.data
+        fields["hash"] = self.hash
+        return fields
+
+
+def link_hash(prev_hash: str, link_fields: Mapping[str, JsonValue]) -> str:
+    """SHA-256 hex of ``prev_hash`` followed by the canonical JSON of the link fields."""
+    return hashlib.sha256(prev_hash.encode() + canonical(dict(link_fields))).hexdigest()
+
+
+def seal(
+    *,
+    event_id: str,
+    story: str,
+    version: int,
+    type: str,  # noqa: A002 - the contract's field name
+    data: Mapping[str, JsonValue],
+    actor: str,
+    recorded_at: str,
+    idempotency_key: str | None,
+    prev_hash: str,
+) -> Envelope:
+    """Build the envelope for a decided event, computing ``data_hash`` and ``hash``."""
+    fields: dict[str, JsonValue] = {
+        "id": event_id,
+        "story": story,
+        "version": version,
+        "type": type,
+        "data_hash": data_hash(data),
+        "actor": actor,
+        "recorded_at": recorded_at,
+        "idempotency_key": idempotency_key,
+        "prev_hash": prev_hash,
+    }
+    digest = link_hash(prev_hash, fields)
+    return Envelope.model_validate({**fields, "data": dict(data), "hash": digest})
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """The answer of a chain walk: CONTRACT.md ``GET /stories/{story}/verify``."""
+
+    ok: bool
+    events: int
+    head_hash: str
+    first_bad_version: int | None
+
+
+def verify(envelopes: Iterable[Envelope]) -> Verification:
+    """Re-walk a story's chain from version 1 and name the first version that does not hold.
+
+    A version is bad when it is not the next number, its ``data_hash`` does not match its data, its
+    ``prev_hash`` is not the previous event's ``hash``, or its ``hash`` does not match.
+    """
+    prev = GENESIS
+    count = 0
+    for env in envelopes:
+        count += 1
+        bad = (
+            env.version != count
+            or env.prev_hash != prev
+            or data_hash(env.data) != env.data_hash
+            or link_hash(prev, env.link_fields()) != env.hash
+        )
+        if bad:
+            return Verification(False, count, prev, count)
+        prev = env.hash
+    return Verification(True, count, prev, None)

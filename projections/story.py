@@ -1,0 +1,268 @@
+"""The story state readers see, folded from events (CONTRACT.md "Story state").
+
+Rules of the fold (one ``apply`` per event, O(1) in the story's length: entries live in a
+persistent map, so every earlier state stays valid and cheap to keep):
+- every event sets the story's ``version`` and ``updated_at`` (its ``recorded_at``);
+- an entry's ``updated_at`` moves on publish, edit, correction, retraction and embed changes,
+  not on pin or unpin;
+- a correction replaces the body and adds ``{note, at, version}`` to ``corrections``; an edit
+  replaces body (and headline when given) silently;
+- a retraction nulls the body, drops the embeds, leaves the key-events list, and takes the pin
+  away if the entry held it (a tombstone is never pinned on top);
+- pinning another entry moves the pin.
+
+``render`` gives the contract's JSON: entries newest first (by the version that published them),
+paged by ``before``; ``key_events`` newest first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from functools import reduce
+from typing import Literal
+
+from immutables import Map
+from pydantic import JsonValue
+
+from events.chain import Envelope
+from events.decide import payload
+from events.embeds import EmbedAttached, EmbedKind, EmbedRemoved
+from events.entries import (
+    EntryCorrected,
+    EntryEdited,
+    EntryPinned,
+    EntryPublished,
+    EntryRetracted,
+    EntryUnpinned,
+)
+from events.story import StoryClosed, StoryOpened, StoryUpdated
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A correction or retraction note as readers see it."""
+
+    note: str
+    at: str
+    version: int
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {"note": self.note, "at": self.at, "version": self.version}
+
+
+@dataclass(frozen=True, slots=True)
+class Embed:
+    """A video, image, social post, map or link on an entry."""
+
+    embed_id: str
+    kind: EmbedKind
+    url: str
+    caption: str | None = None
+    alt: str | None = None
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {
+            "embed_id": self.embed_id,
+            "kind": self.kind,
+            "url": self.url,
+            "caption": self.caption,
+            "alt": self.alt,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One entry of a story, after every event so far."""
+
+    entry_id: str
+    body: str | None
+    published_at: str
+    updated_at: str
+    published_version: int
+    headline: str | None = None
+    time_label: str | None = None
+    key_event: bool = False
+    status: Literal["published", "retracted"] = "published"
+    retraction: Note | None = None
+    corrections: tuple[Note, ...] = ()
+    embeds: tuple[Embed, ...] = ()
+
+    def to_json(self) -> dict[str, JsonValue]:
+        """The contract's entry object (plus ``published_version``, the paging key)."""
+        return {
+            "entry_id": self.entry_id,
+            "headline": self.headline,
+            "body": self.body,
+            "time_label": self.time_label,
+            "key_event": self.key_event,
+            "published_at": self.published_at,
+            "updated_at": self.updated_at,
+            "status": self.status,
+            "retraction": self.retraction.to_json() if self.retraction else None,
+            "corrections": [c.to_json() for c in self.corrections],
+            "embeds": [e.to_json() for e in self.embeds],
+            "published_version": self.published_version,
+        }
+
+    @property
+    def is_key_event(self) -> bool:
+        """Listed under key events: marked so and not retracted."""
+        return self.key_event and self.status == "published"
+
+
+@dataclass(frozen=True, slots=True)
+class StoryState:
+    """A story as readers see it at ``version``."""
+
+    story: str
+    version: int = 0
+    title: str = ""
+    summary: str | None = None
+    status: Literal["live", "closed"] = "live"
+    closed_note: str | None = None
+    updated_at: str | None = None
+    pinned: str | None = None
+    entries: Map[str, Entry] = field(default_factory=Map)
+
+    def meta_json(self) -> dict[str, JsonValue]:
+        """The story's own fields, without pin, key events and entries."""
+        return {
+            "story": self.story,
+            "title": self.title,
+            "summary": self.summary,
+            "status": self.status,
+            "closed_note": self.closed_note,
+            "version": self.version,
+            "updated_at": self.updated_at,
+        }
+
+
+def _entry(state: StoryState, entry_id: str) -> Entry:
+    return state.entries[entry_id]
+
+
+def _put(state: StoryState, entry: Entry, **changes: object) -> Map[str, Entry]:
+    return state.entries.set(entry.entry_id, replace(entry, **changes))  # type: ignore[arg-type]
+
+
+def apply(state: StoryState, envelope: Envelope) -> StoryState:
+    """Fold one event into the state: the next state, the given one untouched."""
+    event = payload(envelope)
+    at = envelope.recorded_at
+    version = envelope.version
+    base = {"version": version, "updated_at": at}
+    if isinstance(event, EntryPublished):
+        entry = Entry(
+            entry_id=event.entry_id,
+            body=event.body,
+            headline=event.headline,
+            time_label=event.time_label,
+            key_event=event.key_event,
+            published_at=at,
+            updated_at=at,
+            published_version=version,
+        )
+        return replace(state, entries=state.entries.set(entry.entry_id, entry), **base)  # type: ignore[arg-type]
+    if isinstance(event, EntryEdited):
+        entry = _entry(state, event.entry_id)
+        headline = event.headline if event.headline is not None else entry.headline
+        entries = _put(state, entry, body=event.body, headline=headline, updated_at=at)
+        return replace(state, entries=entries, **base)  # type: ignore[arg-type]
+    if isinstance(event, EntryCorrected):
+        entry = _entry(state, event.entry_id)
+        notes = (*entry.corrections, Note(event.note, at, version))
+        entries = _put(state, entry, body=event.body, corrections=notes, updated_at=at)
+        return replace(state, entries=entries, **base)  # type: ignore[arg-type]
+    if isinstance(event, EntryRetracted):
+        entry = _entry(state, event.entry_id)
+        entries = _put(
+            state,
+            entry,
+            body=None,
+            status="retracted",
+            retraction=Note(event.note, at, version),
+            embeds=(),
+            updated_at=at,
+        )
+        pinned = None if state.pinned == event.entry_id else state.pinned
+        return replace(state, entries=entries, pinned=pinned, **base)  # type: ignore[arg-type]
+    if isinstance(event, EntryPinned):
+        return replace(state, pinned=event.entry_id, **base)  # type: ignore[arg-type]
+    if isinstance(event, EntryUnpinned):
+        return replace(state, pinned=None, **base)  # type: ignore[arg-type]
+    if isinstance(event, EmbedAttached):
+        entry = _entry(state, event.entry_id)
+        embed = Embed(event.embed_id, event.kind, event.url, event.caption, event.alt)
+        entries = _put(state, entry, embeds=(*entry.embeds, embed), updated_at=at)
+        return replace(state, entries=entries, **base)  # type: ignore[arg-type]
+    if isinstance(event, EmbedRemoved):
+        entry = _entry(state, event.entry_id)
+        kept = tuple(e for e in entry.embeds if e.embed_id != event.embed_id)
+        entries = _put(state, entry, embeds=kept, updated_at=at)
+        return replace(state, entries=entries, **base)  # type: ignore[arg-type]
+    if isinstance(event, StoryOpened):
+        return replace(state, title=event.title, summary=event.summary, **base)  # type: ignore[arg-type]
+    if isinstance(event, StoryUpdated):
+        title = event.title if event.title is not None else state.title
+        summary = event.summary if event.summary is not None else state.summary
+        return replace(state, title=title, summary=summary, **base)  # type: ignore[arg-type]
+    if isinstance(event, StoryClosed):
+        return replace(state, status="closed", closed_note=event.note, **base)  # type: ignore[arg-type]
+    raise TypeError(f"no fold for event type {envelope.type!r}")  # a bug: decide() allowed it
+
+
+def replay(story: str, envelopes: Iterable[Envelope], state: StoryState | None = None) -> StoryState:
+    """Fold events in version order, from ``state`` or from nothing."""
+    return reduce(apply, envelopes, state or StoryState(story))
+
+
+def newest_first(entries: Iterable[Entry]) -> list[Entry]:
+    """Entries in reading order: the latest published on top."""
+    return sorted(entries, key=lambda e: e.published_version, reverse=True)
+
+
+def key_events_json(entries: Iterable[Entry]) -> list[JsonValue]:
+    """The key-events list: key entries not retracted, newest first."""
+    return [
+        {"entry_id": e.entry_id, "headline": e.headline}
+        for e in newest_first(entries)
+        if e.is_key_event
+    ]
+
+
+def page(
+    meta: dict[str, JsonValue],
+    pinned: Entry | None,
+    key_events: list[JsonValue],
+    entries: list[Entry],
+    limit: int,
+) -> dict[str, JsonValue]:
+    """Assemble the contract's story-state JSON from its parts.
+
+    ``entries`` are newest first and may hold one more than ``limit``: that extra one only says a
+    next page exists, and ``next_before`` is the cursor to it.
+    """
+    shown = entries[:limit]
+    more = len(entries) > limit
+    return {
+        **meta,
+        "pinned": pinned.to_json() if pinned else None,
+        "key_events": key_events,
+        "entries": [e.to_json() for e in shown],
+        "next_before": str(shown[-1].published_version) if more and shown else None,
+    }
+
+
+def render(state: StoryState, limit: int = DEFAULT_LIMIT, before: int | None = None) -> dict[str, JsonValue]:
+    """The state as ``GET /stories/{story}`` answers it: one page of entries."""
+    ordered = newest_first(state.entries.values())
+    if before is not None:
+        ordered = [e for e in ordered if e.published_version < before]
+    pinned = state.entries.get(state.pinned) if state.pinned else None
+    return page(
+        state.meta_json(), pinned, key_events_json(state.entries.values()), ordered[: limit + 1], limit
+    )
