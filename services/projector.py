@@ -1,0 +1,263 @@
+"""The projector: folds each appended event into the story state that readers get.
+
+A FastStream Redis consumer group (``projectors``) on every partition's feed, in batch mode
+(``StreamSub(batch=True)``): one handler call folds up to ``BATCH`` events and writes the states
+of all their stories in one pipeline. For each story, ``scripts/project.lua`` writes version
+``a..b`` only where the stored state is at ``a``: a redelivered event is skipped, never applied
+twice, and two projectors in one group can share the work. The batch is acknowledged only after
+its states are written; a projector that dies leaves its batch pending, and a live one claims it
+(XAUTOCLAIM) once it has been idle ``CLAIM_IDLE_MS``. When a story's state is behind the first
+event of a batch (another projector holds the events between), the gap is read from the record.
+
+State layout: one hash field per entry plus an ordered index, so an event costs a constant number of
+small writes however long the story grows (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from importlib.resources import files
+from typing import Any
+
+import orjson
+import redis.asyncio as redis
+from faststream import AckPolicy
+from faststream.redis import RedisBroker, StreamSub
+from faststream.redis.annotations import RedisBatchStreamMessage
+from immutables import Map
+
+from events.chain import Envelope
+from projections.story import Entry, StoryState, apply
+from services import keys
+from services.store import Store
+
+log = logging.getLogger("dateline.projector")
+
+GROUP = "projectors"
+BATCH = 100
+"""Events a projector takes from a feed per read."""
+CLAIM_IDLE_MS = 5_000
+"""A delivered event unacknowledged this long is taken over by a live projector (XAUTOCLAIM)."""
+POLL_MS = 1_000
+TRIM_EVERY_S = 30.0
+"""How often a projector trims each feed up to what the group has acknowledged."""
+
+
+def _score(recorded_at: str | None) -> int:
+    if not recorded_at:
+        return 0
+    return int(datetime.fromisoformat(recorded_at).timestamp() * 1000)
+
+
+def _entry_id(envelope: Envelope) -> str | None:
+    value = envelope.data.get("entry_id")
+    return value if isinstance(value, str) else None
+
+
+@dataclass(slots=True)
+class _Loaded:
+    version: int
+    state: StoryState
+    loaded: dict[str, Entry]
+
+
+class Projector:
+    """Folds envelopes into the stored state of their stories."""
+
+    def __init__(self, client: redis.Redis, store: Store) -> None:
+        self.client = client
+        self.store = store
+        self._project = client.register_script(
+            files("services.scripts").joinpath("project.lua").read_text()
+        )
+        self.applied = 0
+        self.skipped = 0
+
+    async def _load(self, stories: dict[str, list[Envelope]]) -> dict[str, _Loaded]:
+        """Read each story's meta and the entries its events touch, in one pipeline."""
+        names = list(stories)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for story in names:
+                pipe.hmget(keys.meta(story), "version", "json", "pinned")
+                ids = sorted({i for e in stories[story] if (i := _entry_id(e))})
+                pipe.hmget(keys.entries(story), ids) if ids else pipe.echo(b"")
+            replies = await pipe.execute()
+        loaded: dict[str, _Loaded] = {}
+        for n, story in enumerate(names):
+            (version, meta, pinned), found = replies[2 * n], replies[2 * n + 1]
+            entries = {}
+            if isinstance(found, list):
+                for raw in found:
+                    if raw is not None:
+                        entry = Entry.from_json(orjson.loads(raw))
+                        entries[entry.entry_id] = entry
+            if meta:
+                m = orjson.loads(meta)
+                state = StoryState(
+                    story=story,
+                    version=m["version"],
+                    title=m["title"],
+                    summary=m["summary"],
+                    status=m["status"],
+                    closed_note=m["closed_note"],
+                    updated_at=m["updated_at"],
+                    pinned=pinned.decode() or None,
+                    entries=Map(entries),
+                )
+            else:
+                state = StoryState(story)
+            loaded[story] = _Loaded(int(version or 0), state, entries)
+        return loaded
+
+    async def project(self, envelopes: Iterable[Envelope]) -> None:
+        """Fold a batch of envelopes (any stories, any order, duplicates allowed) into state."""
+        stories: dict[str, dict[int, Envelope]] = defaultdict(dict)
+        for envelope in envelopes:
+            stories[envelope.story][envelope.version] = envelope
+        pending = {s: [v[k] for k in sorted(v)] for s, v in stories.items()}
+        for _attempt in range(20):
+            if not pending:
+                return
+            pending = await self._project_once(pending)
+        raise RuntimeError(f"projection of {sorted(pending)} kept racing another projector")
+
+    async def _project_once(self, stories: dict[str, list[Envelope]]) -> dict[str, list[Envelope]]:
+        loaded = await self._load(stories)
+        retry: dict[str, list[Envelope]] = {}
+        gaps: dict[str, list[Envelope]] = {}
+        writes: list[tuple[str, int, int, list[Any]]] = []
+        for story, events in stories.items():
+            current = loaded[story]
+            fresh = [e for e in events if e.version > current.version]
+            self.skipped += len(events) - len(fresh)
+            if not fresh:
+                continue
+            if fresh[0].version != current.version + 1:
+                gaps[story] = fresh
+                continue
+            writes.append(self._fold(story, current, fresh))
+        if gaps:
+            for story, fresh in gaps.items():
+                start = loaded[story].version + 1
+                missing = await self.store.read(story, start, fresh[0].version - 1)
+                retry[story] = missing + fresh
+        if writes:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for story, first, last, args in writes:
+                    await self._project(
+                        keys=[
+                            keys.meta(story),
+                            keys.entries(story),
+                            keys.order(story),
+                            keys.key_events(story),
+                            keys.stories(keys.partition(story)),
+                        ],
+                        args=args,
+                        client=pipe,
+                    )
+                results = await pipe.execute()
+            for (story, first, last, _), result in zip(writes, results, strict=True):
+                if result == -1:
+                    self.applied += last - first + 1
+                elif result < last:
+                    retry[story] = stories[story]  # raced another projector: read and fold again
+        return retry
+
+    def _fold(self, story: str, current: _Loaded, events: Sequence[Envelope]) -> tuple[str, int, int, list[Any]]:
+        state = current.state
+        for envelope in events:
+            state = apply(state, envelope)
+        args: list[Any] = [
+            current.version,
+            state.version,
+            orjson.dumps(state.meta_json()),
+            state.pinned or "",
+            _score(state.updated_at),
+            story,
+        ]
+        for entry_id, entry in state.entries.items():
+            if current.loaded.get(entry_id) is not entry:
+                args += [
+                    entry_id,
+                    orjson.dumps(entry.to_json()),
+                    entry.published_version,
+                    "1" if entry.is_key_event else "0",
+                ]
+        return story, events[0].version, state.version, args
+
+
+async def ensure_groups(client: redis.Redis) -> None:
+    """Create the projectors' group on every feed, from the feed's start (so nothing is missed)."""
+    for p in range(keys.PARTITIONS):
+        try:
+            await client.xgroup_create(keys.feed(p), GROUP, id="0", mkstream=True)
+        except redis.ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+
+async def trim_feeds(client: redis.Redis) -> None:
+    """Drop feed entries every projector has acknowledged (the record keeps them forever)."""
+    for p in range(keys.PARTITIONS):
+        feed = keys.feed(p)
+        groups = await client.xinfo_groups(feed)
+        floor: bytes | None = None
+        for group in groups:
+            candidates = [group["last-delivered-id"]]
+            if group["pending"]:
+                summary = await client.xpending(feed, group["name"])
+                candidates.append(summary["min"])
+            low = min(candidates, key=_id_key)
+            floor = low if floor is None else min(floor, low, key=_id_key)
+        if floor is not None and floor != b"0-0":
+            await client.xtrim(feed, minid=floor, approximate=True)
+
+
+def _id_key(stream_id: bytes | str) -> tuple[int, int]:
+    text = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def consumer_name() -> str:
+    """Unique per process: a restarted projector is a new consumer; its old batch is claimed."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def build_broker(url: str, projector_factory: Any, name: str | None = None) -> RedisBroker:
+    """The FastStream broker with a batch subscriber and a claimer on every partition's feed."""
+    broker = RedisBroker(url, logger=None)
+    consumer = name or consumer_name()
+    holder: dict[str, Projector] = {}
+
+    async def handle(body: list[Any], message: RedisBatchStreamMessage) -> None:
+        projector = holder.get("p")
+        if projector is None:
+            projector = holder["p"] = projector_factory()
+        envelopes = [Envelope.model_validate(item) for item in body]
+        await projector.project(envelopes)
+        await message.ack()
+
+    for p in range(keys.PARTITIONS):
+        for claim in (None, CLAIM_IDLE_MS):
+            broker.subscriber(
+                stream=StreamSub(
+                    keys.feed(p),
+                    group=GROUP,
+                    consumer=consumer,
+                    batch=True,
+                    max_records=BATCH,
+                    polling_interval=POLL_MS,
+                    min_idle_time=claim,
+                ),
+                ack_policy=AckPolicy.MANUAL,
+                no_reply=True,
+            )(handle)
+    return broker
