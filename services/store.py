@@ -64,6 +64,7 @@ def reachable() -> Iterator[None]:
 class Keyed:
     """An ``Idempotency-Key`` request: the key scoped to its token, and what the request was."""
 
+    key: str
     scope: str
     fingerprint: str
 
@@ -72,7 +73,7 @@ class Keyed:
         """Identity of a request: method, path and parsed JSON body (CONTRACT "Idempotency")."""
         scope = hashlib.sha256(f"{token_hash}\n{key}".encode()).hexdigest()[:40]
         request = canonical({"method": method, "path": path, "body": body})
-        return cls(scope, hashlib.sha256(request).hexdigest())
+        return cls(key, scope, hashlib.sha256(request).hexdigest())
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,17 @@ class Store:
                 keys.events(story), f"{max(from_version, 1)}-0", end, count=limit
             )
         return [_decode_entry(fields) for _, fields in rows]
+
+    async def read_raw(
+        self, story: str, from_version: int = 1, to_version: int | None = None, limit: int | None = None
+    ) -> list[tuple[int, bytes]]:
+        """Like ``read``, but each envelope's stored JSON as is, with its version (for serving)."""
+        end = "+" if to_version is None else f"{to_version}-0"
+        with reachable():
+            rows = await self.client.xrange(
+                keys.events(story), f"{max(from_version, 1)}-0", end, count=limit
+            )
+        return [(int(stream_id.split(b"-", 1)[0]), fields[b"e"]) for stream_id, fields in rows]
 
     async def iterate(self, story: str, from_version: int = 1):  # type: ignore[no-untyped-def]
         """Every envelope from ``from_version`` on, read in batches (for long stories)."""
@@ -239,7 +251,7 @@ class Store:
                     data=event.to_data(),
                     actor=actor,
                     recorded_at=recorded_at,
-                    idempotency_key=None if keyed is None else keyed.scope,
+                    idempotency_key=None if keyed is None else keyed.key,
                     prev_hash=facts.head_hash,
                 )
                 body = envelope.to_json()

@@ -1,0 +1,86 @@
+"""The ``dateline`` command line (CONTRACT.md "Command line"), with typer and rich.
+
+Exit codes: 0 done; 1 a check failed; 2 usage error or input the server refused; 3 server
+unreachable. Messages go to stderr, results to stdout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from services.settings import Settings
+
+app = typer.Typer(
+    name="dateline",
+    help="Dateline: event-sourced live blogs with a hash-chained, auditable history.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+RedisOpt = Annotated[
+    Optional[str],  # noqa: UP045 - typer reads the annotation at run time
+    typer.Option("--redis", help="Redis 7+/Valkey 8+ URL (env DATELINE_REDIS_URL)."),
+]
+DataDirOpt = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option("--data-dir", help="Where the embedded Valkey keeps its data (env DATELINE_DATA_DIR)."),
+]
+HostOpt = Annotated[Optional[str], typer.Option("--host", help="Interface to listen on.")]  # noqa: UP045
+HttpPortOpt = Annotated[Optional[int], typer.Option("--http-port", help="HTTP API port (8000).")]  # noqa: UP045
+WsPortOpt = Annotated[Optional[int], typer.Option("--ws-port", help="Websocket gateway port (8001).")]  # noqa: UP045
+
+
+def _settings(**given: object) -> Settings:
+    fields = {k: v for k, v in given.items() if v is not None}
+    return Settings(**fields)  # type: ignore[arg-type]
+
+
+@app.command()
+def serve(
+    redis: RedisOpt = None,
+    data_dir: DataDirOpt = None,
+    host: HostOpt = None,
+    http_port: HttpPortOpt = None,
+    ws_port: WsPortOpt = None,
+) -> None:
+    """API and projector in one process; an embedded Valkey unless --redis is given."""
+    from services.serve import main
+
+    main(_settings(redis_url=redis, data_dir=data_dir, host=host, http_port=http_port, ws_port=ws_port))
+
+
+@app.command()
+def api(
+    redis: RedisOpt = None,
+    host: HostOpt = None,
+    http_port: HttpPortOpt = None,
+) -> None:
+    """The HTTP API alone, on the store at --redis (for compose and scale-out)."""
+    from services.serve import main
+
+    settings = _settings(redis_url=redis, host=host, http_port=http_port)
+    _need_redis(settings)
+    main(settings, api=True, projector=False)
+
+
+@app.command()
+def projector(redis: RedisOpt = None) -> None:
+    """The projector alone, on the store at --redis (run several: they share the work)."""
+    from services.serve import main
+
+    settings = _settings(redis_url=redis)
+    _need_redis(settings)
+    main(settings, api=False, projector=True)
+
+
+def _need_redis(settings: Settings) -> None:
+    if not settings.redis_url:
+        typer.echo("error: --redis URL (or DATELINE_REDIS_URL) is required", err=True)
+        raise typer.Exit(2)
+
+
+def main() -> None:
+    app()

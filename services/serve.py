@@ -1,0 +1,128 @@
+"""Running the services: ``serve`` (all in one process), or ``api`` / ``projector`` alone.
+
+``serve`` without a Redis URL starts the embedded Valkey on the data dir first and stops it last;
+SIGINT and SIGTERM stop everything cleanly, and the kernel stops the Valkey if we are killed
+(``services.embedded``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+
+import redis.asyncio as redis
+import uvicorn
+
+from services.api import create_app
+from services.embedded import EmbeddedValkey
+from services.projector import TRIM_EVERY_S, Projector, build_broker, ensure_groups, trim_feeds
+from services.settings import Settings
+from services.store import Store
+from services.tokens import Tokens
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+class Projection:
+    """The projector service: its FastStream broker and the feed trimmer."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.client = redis.Redis.from_url(url)
+        self.store = Store(self.client)
+        self.broker = build_broker(url, lambda: Projector(self.client, self.store))
+        self._trim: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await ensure_groups(self.client)
+        await self.broker.start()
+        self._trim = asyncio.get_running_loop().create_task(self._trimmer())
+
+    async def _trimmer(self) -> None:
+        while True:
+            await asyncio.sleep(TRIM_EVERY_S)
+            with contextlib.suppress(Exception):  # best effort: the feed only grows meanwhile
+                await trim_feeds(self.client)
+
+    async def stop(self) -> None:
+        if self._trim is not None:
+            self._trim.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._trim
+        await self.broker.stop()
+        await self.client.aclose()
+
+
+async def bootstrap_admin(url: str, settings: Settings) -> None:
+    """On a store with no tokens and no ``DATELINE_ADMIN_TOKEN``, create and print the first admin."""
+    if settings.admin_token:
+        return
+    client = redis.Redis.from_url(url)
+    try:
+        tokens = Tokens(client)
+        if not await tokens.any():
+            token, _ = await tokens.create("admin", "admin")
+            say(f"admin token: {token}")
+    finally:
+        await client.aclose()
+
+
+def _server(settings: Settings, url: str) -> uvicorn.Server:
+    config = uvicorn.Config(
+        create_app(settings, url),
+        host=settings.host,
+        port=settings.http_port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
+    return uvicorn.Server(config)
+
+
+async def run(settings: Settings, *, api: bool = True, projector: bool = True) -> None:
+    """Run the chosen services until SIGINT or SIGTERM."""
+    embedded: EmbeddedValkey | None = None
+    url = settings.redis_url
+    if url is None:
+        embedded = EmbeddedValkey(settings.data_dir, fsync=settings.fsync)
+        url = embedded.start()
+    projection: Projection | None = None
+    try:
+        await bootstrap_admin(url, settings)
+        if projector:
+            projection = Projection(url)
+            await projection.start()
+        store_line = f"embedded Valkey, data in {embedded.data_dir}" if embedded else url
+        say(f"store: {store_line}")
+        if api:
+            base = f"http://{settings.host}:{settings.http_port}"
+            say(f"api: {base}")
+            say(f"reader pages: {base}/live/<story>")
+            say(f"openapi: {base}/openapi.json")
+            say("ready")
+            await _server(settings, url).serve()
+        else:
+            say("projector running")
+            say("ready")
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
+    finally:
+        if projection is not None:
+            await projection.stop()
+        if embedded is not None:
+            embedded.stop()
+
+
+def main(settings: Settings, **which: bool) -> None:
+    try:
+        asyncio.run(run(settings, **which))
+    except KeyboardInterrupt:
+        pass
+    sys.stdout.flush()

@@ -1,0 +1,30 @@
+"""Settings, from the environment (``DATELINE_*``) and the command line (CONTRACT "Command line")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a Dateline process can be told; each field is also ``DATELINE_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="DATELINE_", extra="ignore")
+
+    redis_url: str | None = None
+    """A Redis 7+ or Valkey 8+ server; without one, ``serve`` starts the embedded Valkey."""
+    data_dir: Path = Path("dateline-data")
+    host: str = "127.0.0.1"
+    http_port: int = 8000
+    ws_port: int = 8001
+    admin_token: str | None = None
+    """When set, accepted as an admin token with actor ``admin:bootstrap``."""
+    api_url: str = "http://127.0.0.1:8000"
+    token: str | None = None
+    ws_url: str | None = None
+    fsync: str = Field(default="always", pattern="^(always|everysec)$")
+    """The embedded Valkey's ``appendfsync``: ``always`` loses no acknowledged event."""
+    max_body: int = 256 * 1024
+    """Largest request body accepted (CONTRACT: 256 KiB); larger is 413 ``payload_too_large``."""
