@@ -87,7 +87,7 @@ def seal(
     event_id: str,
     story: str,
     version: int,
-    type: str,  # noqa: A002 - the contract's field name
+    type: str,
     data: Mapping[str, JsonValue],
     actor: str,
     recorded_at: str,

@@ -89,9 +89,7 @@ def parse_open(body: Mapping[str, object]) -> story.OpenStory:
     try:
         return story.OpenStory.model_validate(body)
     except ValidationError as error:
-        raise InvalidEvent(
-            "invalid story.opened", {"errors": validation_details(error)}
-        ) from None
+        raise InvalidEvent("invalid story.opened", {"errors": validation_details(error)}) from None
 
 
 def decide(facts: StoryFacts, command: Command, stamp: Stamp) -> EventData:

@@ -174,5 +174,3 @@ def unpin_entry(story: StoryFacts, command: UnpinEntry, stamp: Stamp) -> EntryUn
     if story.pinned != command.entry_id:
         raise InvalidState(f"entry {command.entry_id!r} is not pinned")
     return EntryUnpinned(entry_id=command.entry_id)
-
-

@@ -66,7 +66,9 @@ def update_story(story: StoryFacts, command: UpdateStory, stamp: Stamp) -> Story
     """Change the title or summary; at least one of them."""
     require_story(story)
     if command.title is None and command.summary is None:
-        raise InvalidEvent("story.updated needs a title or a summary", {"fields": ["title", "summary"]})
+        raise InvalidEvent(
+            "story.updated needs a title or a summary", {"fields": ["title", "summary"]}
+        )
     return StoryUpdated(title=command.title, summary=command.summary)
 
 

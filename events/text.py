@@ -26,12 +26,13 @@ def _no_control(value: str) -> str:
     return value
 
 
-
 Title = Annotated[str, StringConstraints(min_length=1, max_length=300), AfterValidator(_no_control)]
 Summary = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_no_control)]
 Headline = Annotated[str, StringConstraints(max_length=300), AfterValidator(_no_control)]
 Note = Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_no_control)]
 TimeLabel = Annotated[str, StringConstraints(max_length=64), AfterValidator(_no_control)]
 Caption = Annotated[str, StringConstraints(max_length=1000), AfterValidator(_no_control)]
-Body = Annotated[str, StringConstraints(min_length=1, max_length=100_000), AfterValidator(_no_control)]
+Body = Annotated[
+    str, StringConstraints(min_length=1, max_length=100_000), AfterValidator(_no_control)
+]
 Url = Annotated[str, StringConstraints(min_length=1, max_length=2048), AfterValidator(_no_control)]

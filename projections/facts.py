@@ -54,6 +54,8 @@ def apply(facts: StoryFacts, envelope: Envelope) -> StoryFacts:
     return facts  # entry.edited, entry.corrected: nothing a decision looks at changes
 
 
-def replay(story: str, envelopes: Iterable[Envelope], facts: StoryFacts | None = None) -> StoryFacts:
+def replay(
+    story: str, envelopes: Iterable[Envelope], facts: StoryFacts | None = None
+) -> StoryFacts:
     """Fold events in version order, from ``facts`` or from nothing."""
     return reduce(apply, envelopes, facts or StoryFacts(story))

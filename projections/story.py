@@ -242,7 +242,9 @@ def apply(state: StoryState, envelope: Envelope) -> StoryState:
     raise TypeError(f"no fold for event type {envelope.type!r}")  # a bug: decide() allowed it
 
 
-def replay(story: str, envelopes: Iterable[Envelope], state: StoryState | None = None) -> StoryState:
+def replay(
+    story: str, envelopes: Iterable[Envelope], state: StoryState | None = None
+) -> StoryState:
     """Fold events in version order, from ``state`` or from nothing."""
     return reduce(apply, envelopes, state or StoryState(story))
 
@@ -285,7 +287,9 @@ def page(
     }
 
 
-def render(state: StoryState, limit: int = DEFAULT_LIMIT, before: int | None = None) -> dict[str, JsonValue]:
+def render(
+    state: StoryState, limit: int = DEFAULT_LIMIT, before: int | None = None
+) -> dict[str, JsonValue]:
     """The state as ``GET /stories/{story}`` answers it: one page of entries."""
     ordered = newest_first(state.entries.values())
     if before is not None:

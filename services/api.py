@@ -17,7 +17,13 @@ import orjson
 import redis.asyncio as redis
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    generate_latest,
+)
 
 from events.decide import parse_command, parse_open
 from events.errors import (
@@ -202,8 +208,9 @@ def create_app(settings: Settings, url: str) -> FastAPI:
             raise BadRequest("Idempotency-Key must be 1 to 255 characters")
         return Keyed.of(who.token_hash, key, request.method, request.url.path, body)
 
-    async def append(request: Request, story: str, command: Any, who: Principal, body: Any,
-                     expected: Any = None) -> Response:
+    async def append(
+        request: Request, story: str, command: Any, who: Principal, body: Any, expected: Any = None
+    ) -> Response:
         k = keyed(request, who, body)
         try:
             done = await services.store.append(
@@ -240,10 +247,14 @@ def create_app(settings: Settings, url: str) -> FastAPI:
         body = await json_body(request, settings.max_body)
         extra = set(body) - {"type", "data", "expected_version"}
         if extra:
-            raise InvalidEvent(f"unknown fields: {', '.join(sorted(extra))}", {"fields": sorted(extra)})
+            raise InvalidEvent(
+                f"unknown fields: {', '.join(sorted(extra))}", {"fields": sorted(extra)}
+            )
         expected = body.get("expected_version")
         if expected is not None and (type(expected) is not int or expected < 0):
-            raise InvalidEvent("expected_version must be a non-negative integer", {"field": "expected_version"})
+            raise InvalidEvent(
+                "expected_version must be a non-negative integer", {"field": "expected_version"}
+            )
         if "type" not in body or "data" not in body:
             raise InvalidEvent("an event needs type and data", {"fields": ["type", "data"]})
         command = parse_command(body["type"], body["data"])
@@ -339,7 +350,9 @@ def create_app(settings: Settings, url: str) -> FastAPI:
                     pipe.xinfo_groups(keys.feed(p))
                 for groups in await pipe.execute(raise_on_error=False):
                     if isinstance(groups, list):
-                        lag += sum(int(g.get("lag") or 0) for g in groups if g["name"] == GROUP.encode())
+                        lag += sum(
+                            int(g.get("lag") or 0) for g in groups if g["name"] == GROUP.encode()
+                        )
         services.lag.set(lag)
         return Response(generate_latest(services.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -26,11 +26,15 @@ RedisOpt = Annotated[
 ]
 DataDirOpt = Annotated[
     Optional[Path],  # noqa: UP045
-    typer.Option("--data-dir", help="Where the embedded Valkey keeps its data (env DATELINE_DATA_DIR)."),
+    typer.Option(
+        "--data-dir", help="Where the embedded Valkey keeps its data (env DATELINE_DATA_DIR)."
+    ),
 ]
 HostOpt = Annotated[Optional[str], typer.Option("--host", help="Interface to listen on.")]  # noqa: UP045
 HttpPortOpt = Annotated[Optional[int], typer.Option("--http-port", help="HTTP API port (8000).")]  # noqa: UP045
-WsPortOpt = Annotated[Optional[int], typer.Option("--ws-port", help="Websocket gateway port (8001).")]  # noqa: UP045
+WsPortOpt = Annotated[
+    int | None, typer.Option("--ws-port", help="Websocket gateway port (8001).")
+]
 
 
 def _settings(**given: object) -> Settings:
@@ -49,7 +53,11 @@ def serve(
     """API and projector in one process; an embedded Valkey unless --redis is given."""
     from services.serve import main
 
-    main(_settings(redis_url=redis, data_dir=data_dir, host=host, http_port=http_port, ws_port=ws_port))
+    main(
+        _settings(
+            redis_url=redis, data_dir=data_dir, host=host, http_port=http_port, ws_port=ws_port
+        )
+    )
 
 
 @app.command()

@@ -106,7 +106,7 @@ class EmbeddedValkey:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - needed for PR_SET_PDEATHSIG
+            preexec_fn=_die_with_parent,
             close_fds=True,
         )
         deadline = time.monotonic() + timeout

@@ -15,10 +15,9 @@ small writes however long the story grows (docs/architecture.md).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import socket
 import os
+import socket
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -150,7 +149,7 @@ class Projector:
                 retry[story] = missing + fresh
         if writes:
             async with self.client.pipeline(transaction=False) as pipe:
-                for story, first, last, args in writes:
+                for story, _first, _last, args in writes:
                     await self._project(
                         keys=[
                             keys.meta(story),
@@ -170,7 +169,9 @@ class Projector:
                     retry[story] = stories[story]  # raced another projector: read and fold again
         return retry
 
-    def _fold(self, story: str, current: _Loaded, events: Sequence[Envelope]) -> tuple[str, int, int, list[Any]]:
+    def _fold(
+        self, story: str, current: _Loaded, events: Sequence[Envelope]
+    ) -> tuple[str, int, int, list[Any]]:
         state = current.state
         for envelope in events:
             state = apply(state, envelope)

@@ -36,7 +36,9 @@ class ReadModel:
             raw = await self.client.hget(keys.meta(story), "version")
         return int(raw) if raw else 0
 
-    async def wait_for(self, story: str, min_version: int, timeout: float = MIN_VERSION_WAIT) -> int:
+    async def wait_for(
+        self, story: str, min_version: int, timeout: float = MIN_VERSION_WAIT
+    ) -> int:
         """Wait until the projection of ``story`` reaches ``min_version``: read-your-writes."""
         deadline = time.monotonic() + timeout
         delay = 0.002

@@ -121,8 +121,6 @@ async def run(settings: Settings, *, api: bool = True, projector: bool = True) -
 
 
 def main(settings: Settings, **which: bool) -> None:
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(settings, **which))
-    except KeyboardInterrupt:
-        pass
     sys.stdout.flush()

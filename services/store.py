@@ -100,7 +100,9 @@ class Store:
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
-        self._append = client.register_script(files("services.scripts").joinpath("append.lua").read_text())
+        self._append = client.register_script(
+            files("services.scripts").joinpath("append.lua").read_text()
+        )
         self._facts: OrderedDict[str, _Cached] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -118,7 +120,11 @@ class Store:
     # -- reading the record -------------------------------------------------------------------
 
     async def read(
-        self, story: str, from_version: int = 1, to_version: int | None = None, limit: int | None = None
+        self,
+        story: str,
+        from_version: int = 1,
+        to_version: int | None = None,
+        limit: int | None = None,
     ) -> list[Envelope]:
         """Envelopes ``from_version..to_version`` in version order, at most ``limit``."""
         end = "+" if to_version is None else f"{to_version}-0"
@@ -129,7 +135,11 @@ class Store:
         return [_decode_entry(fields) for _, fields in rows]
 
     async def read_raw(
-        self, story: str, from_version: int = 1, to_version: int | None = None, limit: int | None = None
+        self,
+        story: str,
+        from_version: int = 1,
+        to_version: int | None = None,
+        limit: int | None = None,
     ) -> list[tuple[int, bytes]]:
         """Like ``read``, but each envelope's stored JSON as is, with its version (for serving)."""
         end = "+" if to_version is None else f"{to_version}-0"
@@ -192,7 +202,10 @@ class Store:
             async with self.client.pipeline(transaction=False) as pipe:
                 pipe.get(keys.idempotency(story, keyed.scope))
                 pipe.set(
-                    keys.idempotency_claim(keyed.scope), keyed.fingerprint, nx=True, ex=IDEMPOTENCY_TTL
+                    keys.idempotency_claim(keyed.scope),
+                    keyed.fingerprint,
+                    nx=True,
+                    ex=IDEMPOTENCY_TTL,
                 )
                 pipe.get(keys.idempotency_claim(keyed.scope))
                 record, _, claim = await pipe.execute()

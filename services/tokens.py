@@ -85,7 +85,9 @@ class Tokens:
     async def create(self, role: str, name: str | None = None) -> tuple[str, Principal]:
         """A new token for ``role``: returned once, stored as its hash."""
         if role not in ROLES:
-            raise InvalidRequest(f"unknown role {role!r}", {"field": "role", "allowed": list(ROLES)})
+            raise InvalidRequest(
+                f"unknown role {role!r}", {"field": "role", "allowed": list(ROLES)}
+            )
         if name is None:
             name = f"{role}-{secrets.token_hex(4)}"
         if not isinstance(name, str) or not NAME.fullmatch(name):
@@ -132,7 +134,7 @@ class Tokens:
                             self._cache.pop(message["data"].decode(), None)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the store went away: retry, meanwhile trust no cache
+            except Exception:
                 self._cache.clear()
                 await asyncio.sleep(1.0)
 

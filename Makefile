@@ -1,0 +1,37 @@
+# Two commands on a fresh machine with python3 (3.11+) and make: `make run`, `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: run serve test lint format bench clean
+
+$(VENV)/.base: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.base
+	$(PIP) install -e '.[test]'
+	touch $@
+
+run: $(VENV)/.base ## install, then start Dateline on the embedded Valkey
+	$(VENV)/bin/dateline serve
+
+lint: $(VENV)/.test ## ruff and mypy --strict on the pure core
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: $(VENV)/.test
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: lint ## lint, then the whole suite against the real server
+	$(VENV)/bin/pytest
+
+bench: $(VENV)/.test ## every benchmark, each printing its table and its floors
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) dateline-data .pytest_cache .mypy_cache .ruff_cache .hypothesis

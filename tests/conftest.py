@@ -1,0 +1,158 @@
+"""Fixtures: a real Redis-protocol server and a real ``dateline serve`` for the whole session.
+
+The server is the embedded Valkey (started here, in a temporary data dir), or the server named by
+``DATELINE_TEST_REDIS_URL`` (CI runs the suite a second time against Debian's Redis 7). No mocks,
+no fakes: every test that touches the store talks to it, each on stories of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis as redis_sync
+import redis.asyncio as redis
+
+from services.embedded import EmbeddedValkey
+from services.store import Store
+
+ADMIN_TOKEN = "test-admin-token-not-a-secret"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The server under test: ``DATELINE_TEST_REDIS_URL`` or an embedded Valkey."""
+    given = os.environ.get("DATELINE_TEST_REDIS_URL")
+    if given:
+        yield given
+        return
+    server = EmbeddedValkey(tmp_path_factory.mktemp("valkey"))
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[redis.Redis]:
+    """A raw client on the server under test (for looking behind the API's back)."""
+    c = redis.Redis.from_url(redis_url)
+    yield c
+    await c.aclose()
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[Store]:
+    s = Store.from_url(redis_url)
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+def story_id() -> str:
+    """A story id no other test uses."""
+    return f"t-{uuid.uuid4().hex[:16]}"
+
+
+def wait_ready(proc: subprocess.Popen[str], url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"dateline exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("dateline did not become ready")
+
+
+def start_serve(
+    redis_url: str | None, data_dir: Path, port: int, **env: str
+) -> subprocess.Popen[str]:
+    """Start ``dateline serve`` as a child process (its own session, so tests can kill it)."""
+    args = [
+        sys.executable,
+        "-m",
+        "services",
+        "serve",
+        "--http-port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+    ]
+    if redis_url:
+        args += ["--redis", redis_url]
+    environment = {**os.environ, "DATELINE_ADMIN_TOKEN": ADMIN_TOKEN, **env}
+    environment.pop("DATELINE_REDIS_URL", None)
+    return subprocess.Popen(
+        args, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+@pytest.fixture(scope="session")
+def api_url(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A running ``dateline serve`` (API and projector) on the server under test."""
+    port = free_port()
+    proc = start_serve(redis_url, tmp_path_factory.mktemp("serve"), port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(proc, url)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+async def http(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the running API, authenticated as the bootstrap admin."""
+    async with httpx.AsyncClient(
+        base_url=api_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=15.0
+    ) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def editor_token(api_url: str) -> str:
+    """An editor token, created through the API."""
+    r = httpx.post(
+        f"{api_url}/tokens",
+        json={"role": "editor", "name": f"ed-{uuid.uuid4().hex[:8]}"},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    r.raise_for_status()
+    return str(r.json()["token"])
+
+
+@pytest.fixture(scope="session")
+def auditor_token(api_url: str) -> str:
+    """An auditor token, created through the API."""
+    r = httpx.post(
+        f"{api_url}/tokens",
+        json={"role": "auditor", "name": f"au-{uuid.uuid4().hex[:8]}"},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    r.raise_for_status()
+    return str(r.json()["token"])
+
+
+@pytest.fixture
+def sync_client(redis_url: str) -> Iterator[redis_sync.Redis]:
+    c = redis_sync.Redis.from_url(redis_url)
+    yield c
+    c.close()
