@@ -32,9 +32,7 @@ DataDirOpt = Annotated[
 ]
 HostOpt = Annotated[Optional[str], typer.Option("--host", help="Interface to listen on.")]  # noqa: UP045
 HttpPortOpt = Annotated[Optional[int], typer.Option("--http-port", help="HTTP API port (8000).")]  # noqa: UP045
-WsPortOpt = Annotated[
-    int | None, typer.Option("--ws-port", help="Websocket gateway port (8001).")
-]
+WsPortOpt = Annotated[int | None, typer.Option("--ws-port", help="Websocket gateway port (8001).")]
 
 
 def _settings(**given: object) -> Settings:

@@ -88,14 +88,21 @@ class EmbeddedValkey:
         """Start the server and return its URL once it answers PING."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock = os.open(self.data_dir / "dateline.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock)
-            self._lock = None
-            raise StoreUnavailable(
-                f"another Dateline server is using the data dir {self.data_dir}"
-            ) from None
+        # The lock is shared with the child (pass_fds), so it is held until the server itself
+        # has exited: a restart waits for a dying predecessor to finish writing its AOF.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(self._lock)
+                    self._lock = None
+                    raise StoreUnavailable(
+                        f"another Dateline server is using the data dir {self.data_dir}"
+                    ) from None
+                time.sleep(0.05)
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
         binary = valkey_binary()
@@ -106,8 +113,9 @@ class EmbeddedValkey:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_die_with_parent,  # PR_SET_PDEATHSIG must be set in the child
             close_fds=True,
+            pass_fds=(self._lock,),
         )
         deadline = time.monotonic() + timeout
         client = redis.Redis(unix_socket_path=str(self.socket_path))

@@ -232,7 +232,9 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def build_broker(url: str, projector_factory: Any, name: str | None = None) -> RedisBroker:
+def build_broker(
+    url: str, projector_factory: Any, name: str | None = None, claim_idle_ms: int = CLAIM_IDLE_MS
+) -> RedisBroker:
     """The FastStream broker with a batch subscriber and a claimer on every partition's feed."""
     broker = RedisBroker(url, logger=None)
     consumer = name or consumer_name()
@@ -247,7 +249,7 @@ def build_broker(url: str, projector_factory: Any, name: str | None = None) -> R
         await message.ack()
 
     for p in range(keys.PARTITIONS):
-        for claim in (None, CLAIM_IDLE_MS):
+        for claim in (None, claim_idle_ms):
             broker.subscriber(
                 stream=StreamSub(
                     keys.feed(p),

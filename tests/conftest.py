@@ -156,3 +156,32 @@ def sync_client(redis_url: str) -> Iterator[redis_sync.Redis]:
     c = redis_sync.Redis.from_url(redis_url)
     yield c
     c.close()
+
+
+_next_db = iter(range(1, 16))
+
+
+def with_db(url: str, db: int) -> str:
+    """The same server, another logical database."""
+    if url.startswith("unix://"):
+        return f"{url.split('?', 1)[0]}?db={db}"
+    base = url.rsplit("/", 1)[0] if url.count("/") > 2 else url
+    return f"{base}/{db}"
+
+
+@pytest.fixture
+def isolated_url(redis_url: str) -> Iterator[str]:
+    """A flushed database of its own on the server under test.
+
+    For tests that run projectors of their own: the session's ``dateline serve`` keeps its
+    projector on database 0, and would otherwise share (and race) their feeds.
+    """
+    db = next(_next_db)
+    url = with_db(redis_url, db)
+    c = redis_sync.Redis.from_url(url)
+    c.flushdb()
+    try:
+        yield url
+    finally:
+        c.flushdb()
+        c.close()

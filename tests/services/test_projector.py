@@ -1,0 +1,134 @@
+"""The projector on the real server: exactly-once folding, shared work, claims, gaps.
+
+These tests run projectors of their own, each on a database of its own (``isolated_url``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as redis
+
+from events.decide import parse_command, parse_open
+from projections.story import render, replay
+from services import keys
+from services.projector import GROUP, Projector, build_broker, ensure_groups
+from services.readmodel import ReadModel
+from services.store import Store
+
+
+@pytest.fixture
+async def world(isolated_url: str) -> AsyncIterator[tuple[str, redis.Redis, Store]]:
+    client = redis.Redis.from_url(isolated_url)
+    store = Store(client)
+    await ensure_groups(client)
+    yield isolated_url, client, store
+    await client.aclose()
+
+
+async def fill(store: Store, stories: int, entries: int) -> dict[str, int]:
+    """Open stories and give them entries, corrections, a pin and a retraction."""
+    heads = {}
+    for n in range(stories):
+        s = f"p-{n}"
+        await store.append(s, parse_open({"story": s, "title": f"Story {n}"}), actor="editor:a")
+        for i in range(entries):
+            data = {"body": f"<p>{i}</p>", "entry_id": f"e{i}", "key_event": i % 3 == 0}
+            await store.append(s, parse_command("entry.published", data), actor="editor:a")
+        cmds = [
+            (
+                "entry.corrected",
+                {"entry_id": "e1", "body": "<p>fixed</p>", "note": "A name was wrong."},
+            ),
+            ("entry.pinned", {"entry_id": "e0"}),
+            ("entry.retracted", {"entry_id": "e3", "note": "Not confirmed."}),
+            ("embed.attached", {"entry_id": "e2", "kind": "link", "url": "https://example.org/a"}),
+        ]
+        for kind, data in cmds:
+            await store.append(s, parse_command(kind, data), actor="editor:a")
+        heads[s] = (await store.head(s))[0]
+    return heads
+
+
+async def wait_projected(client: redis.Redis, heads: dict[str, int], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    reads = ReadModel(client)
+    while time.monotonic() < deadline:
+        versions = [await reads.version(s) for s in heads]
+        if versions == list(heads.values()):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"projection stuck at {versions}, heads {list(heads.values())}")
+
+
+async def assert_state_is_a_fresh_fold(client: redis.Redis, store: Store, story: str) -> None:
+    expected = render(replay(story, await store.read(story)), limit=500)
+    assert await ReadModel(client).story(story, 500, None) == expected
+
+
+async def test_two_projectors_share_the_work_and_apply_each_event_once(world: tuple) -> None:
+    """Two projectors in one group split the feed; together they apply every event exactly once."""
+    url, client, store = world
+    a, b = Projector(client, store), Projector(client, store)
+    brokers = [build_broker(url, lambda: a, "a"), build_broker(url, lambda: b, "b")]
+    for broker in brokers:
+        await broker.start()
+    try:
+        heads = await fill(store, 20, 12)
+        await wait_projected(client, heads)
+    finally:
+        for broker in brokers:
+            await broker.stop()
+    assert a.applied > 0
+    assert b.applied > 0
+    assert a.applied + b.applied == sum(heads.values())
+    for story in heads:
+        await assert_state_is_a_fresh_fold(client, store, story)
+
+
+async def test_a_redelivered_batch_is_skipped(world: tuple) -> None:
+    """Folding the same events twice changes nothing the second time."""
+    _, client, store = world
+    heads = await fill(store, 2, 5)
+    envelopes = [e for s in heads for e in await store.read(s)]
+    projector = Projector(client, store)
+    await projector.project(envelopes)
+    before = await ReadModel(client).story("p-0", 500, None)
+    await projector.project(envelopes)
+    assert projector.skipped == len(envelopes)
+    assert projector.applied == len(envelopes)
+    assert await ReadModel(client).story("p-0", 500, None) == before
+
+
+async def test_a_gap_is_read_from_the_record(world: tuple) -> None:
+    """Given only the tail of a story, the projector reads the events before it and folds all."""
+    _, client, store = world
+    await fill(store, 1, 8)
+    events = await store.read("p-0")
+    await Projector(client, store).project(events[5:])
+    await assert_state_is_a_fresh_fold(client, store, "p-0")
+
+
+async def test_a_dead_projectors_pending_events_are_claimed(world: tuple) -> None:
+    """Events read but never acknowledged by a projector that died are taken over and applied."""
+    url, client, store = world
+    heads = await fill(store, 4, 6)
+    taken = 0
+    for p in range(keys.PARTITIONS):  # a projector reads everything, then dies before acking
+        got = await client.xreadgroup(GROUP, "dead", {keys.feed(p): ">"}, count=1000)
+        taken += sum(len(msgs) for _, msgs in got)
+    assert taken == sum(heads.values())
+    live = Projector(client, store)
+    broker = build_broker(url, lambda: live, "live", claim_idle_ms=300)
+    await broker.start()
+    try:
+        await wait_projected(client, heads)
+    finally:
+        await broker.stop()
+    pending = [await client.xpending(keys.feed(p), GROUP) for p in range(keys.PARTITIONS)]
+    assert sum(x["pending"] for x in pending) == 0
+    for story in heads:
+        await assert_state_is_a_fresh_fold(client, store, story)
