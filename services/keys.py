@@ -51,7 +51,8 @@ def idempotency_claim(scope: str) -> str:
 
 
 def meta(story: str) -> str:
-    """Projection: the story's own fields (hash: ``version``, ``pinned``, ``json``)."""
+    """Projection: the story's own fields (hash: ``version``, ``json``, ``pinned``,
+    ``pinned_json``, ``key_events``)."""
     return f"{tag(story)}:s:{story}:meta"
 
 
@@ -65,9 +66,14 @@ def order(story: str) -> str:
     return f"{tag(story)}:s:{story}:order"
 
 
-def key_events(story: str) -> str:
-    """Projection: key-event entry ids (not retracted) scored like ``order``."""
-    return f"{tag(story)}:s:{story}:keys"
+def changes(story: str) -> str:
+    """The story's last changes (entry id ``<version>-0``), for a websocket ``since``."""
+    return f"{tag(story)}:s:{story}:changes"
+
+
+def partition_changes(p: int) -> str:
+    """Every change of the partition's stories, in order: what gateways tail (XREAD BLOCK)."""
+    return f"dateline:{{{p}}}:changes"
 
 
 def stories(p: int) -> str:

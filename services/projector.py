@@ -33,7 +33,8 @@ from faststream.redis.annotations import RedisBatchStreamMessage
 from immutables import Map
 
 from events.chain import Envelope
-from projections.story import Entry, StoryState, apply
+from projections.changes import View, step
+from projections.story import Entry, StoryState
 from services import keys
 from services.store import Store
 
@@ -45,6 +46,10 @@ BATCH = 100
 CLAIM_IDLE_MS = 5_000
 """A delivered event unacknowledged this long is taken over by a live projector (XAUTOCLAIM)."""
 POLL_MS = 1_000
+CHANGES_KEPT = 1_024
+"""Changes kept per story for a websocket ``since`` (CONTRACT: at least the last 1,000)."""
+PARTITION_CHANGES_KEPT = 100_000
+"""Changes kept on each partition's stream that gateways tail (a gateway further behind resets)."""
 TRIM_EVERY_S = 30.0
 """How often a projector trims each feed up to what the group has acknowledged."""
 
@@ -63,12 +68,12 @@ def _entry_id(envelope: Envelope) -> str | None:
 @dataclass(slots=True)
 class _Loaded:
     version: int
-    state: StoryState
+    view: View
     loaded: dict[str, Entry]
 
 
 class Projector:
-    """Folds envelopes into the stored state of their stories."""
+    """Folds envelopes into the stored state of their stories, and emits their changes."""
 
     def __init__(self, client: redis.Redis, store: Store) -> None:
         self.client = client
@@ -84,13 +89,18 @@ class Projector:
         names = list(stories)
         async with self.client.pipeline(transaction=False) as pipe:
             for story in names:
-                pipe.hmget(keys.meta(story), "version", "json", "pinned")
+                pipe.hmget(
+                    keys.meta(story), "version", "json", "pinned", "pinned_json", "key_events"
+                )
                 ids = sorted({i for e in stories[story] if (i := _entry_id(e))})
                 pipe.hmget(keys.entries(story), ids) if ids else pipe.echo(b"")
             replies = await pipe.execute()
         loaded: dict[str, _Loaded] = {}
         for n, story in enumerate(names):
-            (version, meta, pinned), found = replies[2 * n], replies[2 * n + 1]
+            (version, meta, pinned, pinned_json, key_events), found = (
+                replies[2 * n],
+                replies[2 * n + 1],
+            )
             entries = {}
             if isinstance(found, list):
                 for raw in found:
@@ -110,9 +120,14 @@ class Projector:
                     pinned=pinned.decode() or None,
                     entries=Map(entries),
                 )
+                view = View(
+                    state,
+                    orjson.loads(pinned_json) if pinned_json else None,
+                    tuple(orjson.loads(key_events)) if key_events else (),
+                )
             else:
-                state = StoryState(story)
-            loaded[story] = _Loaded(int(version or 0), state, entries)
+                view = View(StoryState(story))
+            loaded[story] = _Loaded(int(version or 0), view, entries)
         return loaded
 
     async def project(self, envelopes: Iterable[Envelope]) -> None:
@@ -130,7 +145,6 @@ class Projector:
     async def _project_once(self, stories: dict[str, list[Envelope]]) -> dict[str, list[Envelope]]:
         loaded = await self._load(stories)
         retry: dict[str, list[Envelope]] = {}
-        gaps: dict[str, list[Envelope]] = {}
         writes: list[tuple[str, int, int, list[Any]]] = []
         for story, events in stories.items():
             current = loaded[story]
@@ -138,25 +152,23 @@ class Projector:
             self.skipped += len(events) - len(fresh)
             if not fresh:
                 continue
-            if fresh[0].version != current.version + 1:
-                gaps[story] = fresh
+            if fresh[0].version != current.version + 1:  # the events before are elsewhere
+                missing = await self.store.read(story, current.version + 1, fresh[0].version - 1)
+                retry[story] = missing + fresh
                 continue
             writes.append(self._fold(story, current, fresh))
-        if gaps:
-            for story, fresh in gaps.items():
-                start = loaded[story].version + 1
-                missing = await self.store.read(story, start, fresh[0].version - 1)
-                retry[story] = missing + fresh
         if writes:
             async with self.client.pipeline(transaction=False) as pipe:
                 for story, _first, _last, args in writes:
+                    p = keys.partition(story)
                     await self._project(
                         keys=[
                             keys.meta(story),
                             keys.entries(story),
                             keys.order(story),
-                            keys.key_events(story),
-                            keys.stories(keys.partition(story)),
+                            keys.stories(p),
+                            keys.changes(story),
+                            keys.partition_changes(p),
                         ],
                         args=args,
                         client=pipe,
@@ -172,25 +184,29 @@ class Projector:
     def _fold(
         self, story: str, current: _Loaded, events: Sequence[Envelope]
     ) -> tuple[str, int, int, list[Any]]:
-        state = current.state
+        view = current.view
+        changes: list[Any] = []
         for envelope in events:
-            state = apply(state, envelope)
+            view, change = step(view, envelope)
+            changes += [envelope.version, orjson.dumps(change)]
+        state = view.state
         args: list[Any] = [
             current.version,
             state.version,
             orjson.dumps(state.meta_json()),
             state.pinned or "",
+            orjson.dumps(view.pinned) if view.pinned else "",
+            orjson.dumps(list(view.key_events)),
             _score(state.updated_at),
             story,
+            CHANGES_KEPT,
+            PARTITION_CHANGES_KEPT,
+            len(events),
+            *changes,
         ]
         for entry_id, entry in state.entries.items():
             if current.loaded.get(entry_id) is not entry:
-                args += [
-                    entry_id,
-                    orjson.dumps(entry.to_json()),
-                    entry.published_version,
-                    "1" if entry.is_key_event else "0",
-                ]
+                args += [entry_id, orjson.dumps(entry.to_json()), entry.published_version]
         return story, events[0].version, state.version, args
 
 

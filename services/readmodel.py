@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import orjson
 import redis.asyncio as redis
@@ -59,27 +58,17 @@ class ReadModel:
         high = f"({before}" if before is not None else "+inf"
         with reachable():
             async with self.client.pipeline(transaction=False) as pipe:
-                pipe.hmget(keys.meta(story), "json", "pinned")
+                pipe.hmget(keys.meta(story), "json", "pinned_json", "key_events")
                 pipe.zrevrangebyscore(keys.order(story), high, "-inf", start=0, num=limit + 1)
-                pipe.zrevrange(keys.key_events(story), 0, -1)
-                (meta, pinned), ids, key_ids = await pipe.execute()
+                (meta, pinned, key_events), ids = await pipe.execute()
             if meta is None:
                 raise UnknownStory(f"story {story!r} does not exist")
-            wanted = list(dict.fromkeys([*ids, *key_ids, *([pinned] if pinned else [])]))
-            found = await self.client.hmget(keys.entries(story), wanted) if wanted else []
-        entries: dict[bytes, Any] = {
-            i: orjson.loads(raw) for i, raw in zip(wanted, found, strict=True) if raw is not None
-        }
-        key_events: list[JsonValue] = [
-            {"entry_id": entries[i]["entry_id"], "headline": entries[i]["headline"]}
-            for i in key_ids
-            if i in entries
-        ]
+            found = await self.client.hmget(keys.entries(story), ids) if ids else []
         return page(
             orjson.loads(meta),
-            entries.get(pinned) if pinned else None,
-            key_events,
-            [entries[i] for i in ids if i in entries],
+            orjson.loads(pinned) if pinned else None,
+            orjson.loads(key_events) if key_events else [],
+            [orjson.loads(raw) for raw in found if raw is not None],
             limit,
         )
 

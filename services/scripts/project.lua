@@ -1,25 +1,29 @@
--- Write one story's projected state from version ARGV[1] to ARGV[2], all or nothing
--- (docs/architecture.md, "The projector"). Applies only where the stored state is at ARGV[1]:
--- a redelivered or already-applied event is never applied twice.
--- KEYS[1] meta hash   KEYS[2] entries hash   KEYS[3] order zset   KEYS[4] key-events zset
--- KEYS[5] partition's stories zset
+-- Write one story's projected state from version ARGV[1] to ARGV[2], and the change messages of
+-- those versions, all or nothing (docs/architecture.md, "The projector"). Applies only where the
+-- stored state is at ARGV[1]: a redelivered or already-applied event is never applied twice.
+-- KEYS[1] meta hash   KEYS[2] entries hash   KEYS[3] order zset   KEYS[4] partition's stories zset
+-- KEYS[5] story's changes stream   KEYS[6] partition's changes stream (what gateways tail)
 -- ARGV[1] from version   ARGV[2] to version   ARGV[3] meta JSON   ARGV[4] pinned entry id or ''
--- ARGV[5] activity score (ms)   ARGV[6] story id
--- then per changed entry: id, entry JSON, published version, '1' if a key event else '0'
+-- ARGV[5] pinned entry JSON or ''   ARGV[6] key-events JSON   ARGV[7] activity score (ms)
+-- ARGV[8] story id   ARGV[9] story changes kept   ARGV[10] partition changes kept
+-- ARGV[11] n, the number of changes; then n pairs: version, change JSON
+-- then per changed entry: id, entry JSON, published version
 -- Returns -1 when written, else the stored version (the caller re-reads and folds again).
 local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if cur ~= tonumber(ARGV[1]) then
   return cur
 end
-redis.call('HSET', KEYS[1], 'version', ARGV[2], 'json', ARGV[3], 'pinned', ARGV[4])
-redis.call('ZADD', KEYS[5], ARGV[5], ARGV[6])
-for i = 7, #ARGV, 4 do
+redis.call('HSET', KEYS[1], 'version', ARGV[2], 'json', ARGV[3], 'pinned', ARGV[4],
+  'pinned_json', ARGV[5], 'key_events', ARGV[6])
+redis.call('ZADD', KEYS[4], ARGV[7], ARGV[8])
+local n = tonumber(ARGV[11])
+for i = 12, 11 + 2 * n, 2 do
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], ARGV[i] .. '-0', 'c', ARGV[i + 1])
+  redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[10], '*', 's', ARGV[8], 'v', ARGV[i],
+    'c', ARGV[i + 1])
+end
+for i = 12 + 2 * n, #ARGV, 3 do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   redis.call('ZADD', KEYS[3], ARGV[i + 2], ARGV[i])
-  if ARGV[i + 3] == '1' then
-    redis.call('ZADD', KEYS[4], ARGV[i + 2], ARGV[i])
-  else
-    redis.call('ZREM', KEYS[4], ARGV[i])
-  end
 end
 return -1

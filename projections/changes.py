@@ -1,0 +1,61 @@
+"""What each event changes, as readers' browsers receive it (CONTRACT "Websocket gateway").
+
+``step`` folds one event like ``projections.story.apply`` and also says what changed: the whole
+entry after the change, and ``story_meta`` where the story itself changed (its own fields, the pin,
+the pinned entry, or the key-events list). It works on a partial view (only the entries the events
+touch, plus the pinned entry and key-events list kept beside them), so the projector never loads a
+whole story.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from pydantic import JsonValue
+
+from events.chain import Envelope
+from projections.story import StoryState, apply, story_meta, with_key_event
+
+STORY_LEVEL = frozenset(
+    {"story.opened", "story.updated", "story.closed", "entry.pinned", "entry.unpinned"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """A story's state (possibly only some entries) with its pinned entry and key-events list."""
+
+    state: StoryState
+    pinned: dict[str, JsonValue] | None = None
+    key_events: tuple[JsonValue, ...] = ()
+
+    def meta(self) -> dict[str, JsonValue]:
+        return story_meta(self.state.meta_json(), self.pinned, list(self.key_events))
+
+
+def step(view: View, envelope: Envelope) -> tuple[View, dict[str, JsonValue]]:
+    """Fold one event into the view and return the ``change`` message it makes."""
+    before = view.state
+    after = apply(before, envelope)
+    pinned, key_events = view.pinned, view.key_events
+    meta_changed = envelope.type in STORY_LEVEL
+    entry_json: dict[str, JsonValue] | None = None
+    entry_id = envelope.data.get("entry_id")
+    if isinstance(entry_id, str) and entry_id in after.entries:
+        entry = after.entries[entry_id]
+        entry_json = entry.to_json()
+        updated = tuple(with_key_event(list(key_events), entry))
+        if updated != key_events:
+            key_events, meta_changed = updated, True
+    if after.pinned != before.pinned or (after.pinned is not None and after.pinned == entry_id):
+        pinned = after.entries[after.pinned].to_json() if after.pinned else None
+        meta_changed = True
+    view = replace(view, state=after, pinned=pinned, key_events=key_events)
+    return view, {
+        "type": "change",
+        "story": after.story,
+        "version": after.version,
+        "event": envelope.type,
+        "entry": entry_json,
+        "story_meta": view.meta() if meta_changed else None,
+    }
