@@ -254,13 +254,41 @@ def newest_first(entries: Iterable[Entry]) -> list[Entry]:
     return sorted(entries, key=lambda e: e.published_version, reverse=True)
 
 
+def key_event_item(entry: Entry) -> dict[str, JsonValue]:
+    """One item of the key-events list (``published_version`` orders it)."""
+    return {
+        "entry_id": entry.entry_id,
+        "headline": entry.headline,
+        "published_version": entry.published_version,
+    }
+
+
 def key_events_json(entries: Iterable[Entry]) -> list[JsonValue]:
     """The key-events list: key entries not retracted, newest first."""
-    return [
-        {"entry_id": e.entry_id, "headline": e.headline}
-        for e in newest_first(entries)
-        if e.is_key_event
-    ]
+    return [key_event_item(e) for e in newest_first(entries) if e.is_key_event]
+
+
+def with_key_event(key_events: list[JsonValue], entry: Entry) -> list[JsonValue]:
+    """The key-events list after ``entry`` changed, without the rest of the story at hand."""
+    kept = [k for k in key_events if isinstance(k, dict) and k["entry_id"] != entry.entry_id]
+    if entry.is_key_event:
+        at = 0
+        while at < len(kept) and _published(kept[at]) > entry.published_version:
+            at += 1
+        kept.insert(at, key_event_item(entry))
+    return list(kept)
+
+
+def _published(item: dict[str, JsonValue]) -> int:
+    value = item["published_version"]
+    return value if isinstance(value, int) else 0
+
+
+def story_meta(
+    meta: dict[str, JsonValue], pinned: dict[str, JsonValue] | None, key_events: list[JsonValue]
+) -> dict[str, JsonValue]:
+    """The state without ``entries`` and ``next_before`` (the websocket's ``story_meta``)."""
+    return {**meta, "pinned": pinned, "key_events": key_events}
 
 
 def page(
@@ -279,9 +307,7 @@ def page(
     shown = entries[:limit]
     more = len(entries) > limit
     return {
-        **meta,
-        "pinned": pinned,
-        "key_events": key_events,
+        **story_meta(meta, pinned, key_events),
         "entries": list(shown),
         "next_before": str(shown[-1]["published_version"]) if more and shown else None,
     }
