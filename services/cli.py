@@ -48,7 +48,7 @@ def serve(
     http_port: HttpPortOpt = None,
     ws_port: WsPortOpt = None,
 ) -> None:
-    """API and projector in one process; an embedded Valkey unless --redis is given."""
+    """API, projector and gateway in one process; an embedded Valkey unless --redis is given."""
     from services.serve import main
 
     main(
@@ -69,7 +69,7 @@ def api(
 
     settings = _settings(redis_url=redis, host=host, http_port=http_port)
     _need_redis(settings)
-    main(settings, api=True, projector=False)
+    main(settings, api=True, projector=False, gateway=False)
 
 
 @app.command()
@@ -79,7 +79,22 @@ def projector(redis: RedisOpt = None) -> None:
 
     settings = _settings(redis_url=redis)
     _need_redis(settings)
-    main(settings, api=False, projector=True)
+    main(settings, api=False, projector=True, gateway=False)
+
+
+@app.command()
+def gateway(
+    redis: RedisOpt = None,
+    host: HostOpt = None,
+    ws_port: WsPortOpt = None,
+    http_port: HttpPortOpt = None,
+) -> None:
+    """The websocket gateway alone, on the store at --redis (run several behind a balancer)."""
+    from services.serve import main
+
+    settings = _settings(redis_url=redis, host=host, ws_port=ws_port, http_port=http_port)
+    _need_redis(settings)
+    main(settings, api=False, projector=False, gateway=True)
 
 
 def _need_redis(settings: Settings) -> None:

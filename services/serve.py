@@ -17,6 +17,7 @@ import uvicorn
 
 from services.api import create_app
 from services.embedded import EmbeddedValkey
+from services.gateway import Gateway
 from services.projector import TRIM_EVERY_S, Projector, build_broker, ensure_groups, trim_feeds
 from services.settings import Settings
 from services.store import Store
@@ -83,7 +84,9 @@ def _server(settings: Settings, url: str) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
-async def run(settings: Settings, *, api: bool = True, projector: bool = True) -> None:
+async def run(
+    settings: Settings, *, api: bool = True, projector: bool = True, gateway: bool = True
+) -> None:
     """Run the chosen services until SIGINT or SIGTERM."""
     embedded: EmbeddedValkey | None = None
     url = settings.redis_url
@@ -91,6 +94,8 @@ async def run(settings: Settings, *, api: bool = True, projector: bool = True) -
         embedded = EmbeddedValkey(settings.data_dir, fsync=settings.fsync)
         url = embedded.start()
     projection: Projection | None = None
+    hub: Gateway | None = None
+    hub_client: redis.Redis | None = None
     try:
         await bootstrap_admin(url, settings)
         if projector:
@@ -98,6 +103,11 @@ async def run(settings: Settings, *, api: bool = True, projector: bool = True) -
             await projection.start()
         store_line = f"embedded Valkey, data in {embedded.data_dir}" if embedded else url
         say(f"store: {store_line}")
+        if gateway:
+            hub_client = redis.Redis.from_url(url)
+            hub = Gateway(hub_client, settings.allowed_origins())
+            await hub.start(settings.host, settings.ws_port)
+            say(f"gateway: {settings.public_ws_url()}")
         if api:
             base = f"http://{settings.host}:{settings.http_port}"
             say(f"api: {base}")
@@ -106,7 +116,6 @@ async def run(settings: Settings, *, api: bool = True, projector: bool = True) -
             say("ready")
             await _server(settings, url).serve()
         else:
-            say("projector running")
             say("ready")
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
@@ -114,6 +123,10 @@ async def run(settings: Settings, *, api: bool = True, projector: bool = True) -
                 loop.add_signal_handler(sig, stop.set)
             await stop.wait()
     finally:
+        if hub is not None:
+            await hub.stop()
+        if hub_client is not None:
+            await hub_client.aclose()
         if projection is not None:
             await projection.stop()
         if embedded is not None:

@@ -26,5 +26,20 @@ class Settings(BaseSettings):
     ws_url: str | None = None
     fsync: str = Field(default="always", pattern="^(always|everysec)$")
     """The embedded Valkey's ``appendfsync``: ``always`` loses no acknowledged event."""
+    origins: str = ""
+    """More browser origins allowed on the websocket, comma-separated (the API's own always is)."""
     max_body: int = 256 * 1024
     """Largest request body accepted (CONTRACT: 256 KiB); larger is 413 ``payload_too_large``."""
+
+    def public_ws_url(self) -> str:
+        """The websocket URL browsers and ``dateline tail`` use."""
+        return self.ws_url or f"ws://{self.host}:{self.ws_port}/ws"
+
+    def allowed_origins(self) -> list[str]:
+        """The HTTP API's own origin (both loopback spellings) plus the configured ones."""
+        hosts = {self.host}
+        if self.host in ("127.0.0.1", "localhost", "0.0.0.0", "::1"):  # noqa: S104 - names, not binds
+            hosts |= {"127.0.0.1", "localhost"}
+        own = [f"http://{h}:{self.http_port}" for h in sorted(hosts)]
+        extra = [o.strip().rstrip("/") for o in self.origins.split(",") if o.strip()]
+        return own + extra

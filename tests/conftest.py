@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -82,19 +83,11 @@ def wait_ready(proc: subprocess.Popen[str], url: str, timeout: float = 20.0) -> 
 
 
 def start_serve(
-    redis_url: str | None, data_dir: Path, port: int, **env: str
+    redis_url: str | None, data_dir: Path, port: int, ws_port: int | None = None, **env: str
 ) -> subprocess.Popen[str]:
-    """Start ``dateline serve`` as a child process (its own session, so tests can kill it)."""
-    args = [
-        sys.executable,
-        "-m",
-        "services",
-        "serve",
-        "--http-port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-    ]
+    """Start ``dateline serve`` as a child process (so tests can kill it)."""
+    args = [sys.executable, "-m", "services", "serve", "--http-port", str(port)]
+    args += ["--ws-port", str(ws_port or free_port()), "--data-dir", str(data_dir)]
     if redis_url:
         args += ["--redis", redis_url]
     environment = {**os.environ, "DATELINE_ADMIN_TOKEN": ADMIN_TOKEN, **env}
@@ -104,18 +97,40 @@ def start_serve(
     )
 
 
+@dataclass(frozen=True)
+class Running:
+    """A running ``dateline serve``: its HTTP API and websocket URLs."""
+
+    http: str
+    ws: str
+
+
 @pytest.fixture(scope="session")
-def api_url(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A running ``dateline serve`` (API and projector) on the server under test."""
-    port = free_port()
-    proc = start_serve(redis_url, tmp_path_factory.mktemp("serve"), port)
-    url = f"http://127.0.0.1:{port}"
+def server(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """A running ``dateline serve`` (API, projector, gateway) on the server under test."""
+    port, ws_port = free_port(), free_port()
+    proc = start_serve(redis_url, tmp_path_factory.mktemp("serve"), port, ws_port)
+    running = Running(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{ws_port}/ws")
     try:
-        wait_ready(proc, url)
-        yield url
+        wait_ready(proc, running.http)
+        yield running
     finally:
         proc.terminate()
         proc.wait(10)
+        if proc.stdout:
+            proc.stdout.close()
+
+
+@pytest.fixture(scope="session")
+def api_url(server: Running) -> str:
+    """The running API's base URL."""
+    return server.http
+
+
+@pytest.fixture(scope="session")
+def ws_url(server: Running) -> str:
+    """The running gateway's websocket URL."""
+    return server.ws
 
 
 @pytest.fixture

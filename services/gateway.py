@@ -1,0 +1,352 @@
+"""The websocket gateway: every change, in order, to every browser watching a story.
+
+Protocol (CONTRACT.md "Websocket gateway"): JSON text frames; ops ``subscribe`` (optionally with
+``since``), ``unsubscribe``, ``ping``. Rules:
+- the projector writes each change atomically with the state it describes, onto the story's own
+  changes stream (the last ``CHANGES_KEPT`` versions, for ``since``) and its partition's stream,
+  which every gateway tails (XREAD BLOCK); any number of gateways deliver the same versions;
+- a subscriber is registered *before* its snapshot (or its ``since`` replay) is read, and buffers
+  live changes meanwhile; the buffer is then drained past the version it was given, filling any
+  hole from the story's changes stream, so versions per story arrive strictly increasing by one,
+  with no gap and no duplicate, even when a subscribe races a burst of appends;
+- each change is serialized once, by the projector; the gateway writes those same bytes to every
+  live subscriber, never re-encoding per client;
+- a client whose unsent data passes ``MAX_BUFFER`` is closed with 1013 and dropped at once, so it
+  never delays anyone else; it resumes with ``since``;
+- limits: frames in at most ``MAX_FRAME`` bytes (1009 beyond), ``MAX_SUBSCRIPTIONS`` stories a
+  connection (``too_many_subscriptions``), an Origin allow-list, compression off, heartbeat pings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import redis.asyncio as redis
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+from websockets.protocol import State
+
+from events.errors import DatelineError
+from events.ids import is_id
+from projections.story import DEFAULT_LIMIT
+from services import keys
+from services.readmodel import ReadModel
+
+log = logging.getLogger("dateline.gateway")
+
+MAX_FRAME = 64 * 1024
+"""Largest frame a client may send (CONTRACT: 64 KiB; a larger one closes with 1009)."""
+MAX_SUBSCRIPTIONS = 100
+"""Stories one connection may follow at once (CONTRACT: 100)."""
+MAX_BUFFER = 1024 * 1024
+"""Bytes of unsent frames a client may owe before it is closed with 1013 (about 1,500 changes)."""
+PING_INTERVAL = 20.0
+PING_TIMEOUT = 20.0
+TAIL_BLOCK_MS = 1_000
+TAIL_COUNT = 1_000
+REPLAY_LIMIT = 2_000
+
+
+def error_frame(code: str, message: str, story: str | None = None) -> bytes:
+    body: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if story is not None:
+        body["story"] = story
+    return orjson.dumps(body)
+
+
+def send(connection: ServerConnection, frame: bytes) -> bool:
+    """Write one pre-encoded text frame, or close a client that cannot keep up (1013).
+
+    Returns False when the connection is (now) unusable. Mirrors ``websockets.broadcast``: no
+    await, no copy of the JSON per client, with the bound that ``broadcast`` leaves to us.
+    """
+    if connection.protocol.state is not State.OPEN:
+        return False
+    if connection.transport.get_write_buffer_size() > MAX_BUFFER:
+        asyncio.get_running_loop().create_task(
+            connection.close(CloseCode.TRY_AGAIN_LATER, "too slow: resume with since")
+        )
+        return False
+    try:
+        connection.protocol.send_text(frame)
+        connection.send_data()
+    except Exception:
+        return False
+    return True
+
+
+@dataclass(eq=False)
+class Joiner:
+    """A subscriber catching up: live changes wait in ``buffer`` until it reaches the tail."""
+
+    client: Client
+    version: int = 0
+    buffer: list[tuple[int, bytes]] = field(default_factory=list)
+    ready: bool = False
+    """Its snapshot or replay is sent; only the tail's own progress remains."""
+
+
+@dataclass(eq=False)
+class Channel:
+    """One story's subscribers on this gateway, and the last version its tail delivered."""
+
+    version: int = 0
+    live: set[Client] = field(default_factory=set)
+    joining: dict[Client, Joiner] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class Client:
+    """One websocket connection and the stories it follows."""
+
+    connection: ServerConnection
+    stories: set[str] = field(default_factory=set)
+
+    def send(self, frame: bytes) -> bool:
+        return send(self.connection, frame)
+
+
+class Gateway:
+    """Tails the change streams and serves subscribers."""
+
+    def __init__(self, client: redis.Redis, origins: Iterable[str] | None = None) -> None:
+        self.client = client
+        self.reads = ReadModel(client)
+        self.origins = list(origins) if origins is not None else None
+        self.channels: dict[str, Channel] = {}
+        self.clients: set[Client] = set()
+        self._tail: asyncio.Task[None] | None = None
+        self._server: Server | None = None
+        self.delivered = 0
+
+    # -- the tail: one reader of every partition's changes -------------------------------------
+
+    async def tail(self) -> None:
+        """Follow every partition's changes stream from now on, forever."""
+        streams = {keys.partition_changes(p): "$" for p in range(keys.PARTITIONS)}
+        while True:
+            try:
+                replies = await self.client.xread(streams, count=TAIL_COUNT, block=TAIL_BLOCK_MS)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("change tail failed: %s", error)
+                await asyncio.sleep(0.5)
+                continue
+            for stream, entries in replies:
+                name = stream.decode() if isinstance(stream, bytes) else stream
+                for entry_id, fields in entries:
+                    streams[name] = entry_id
+                    self.deliver(fields[b"s"].decode(), int(fields[b"v"]), fields[b"c"])
+
+    def deliver(self, story: str, version: int, frame: bytes) -> None:
+        """One change from the tail: to every live subscriber, and into every joiner's buffer."""
+        channel = self.channels.get(story)
+        if channel is None:
+            return
+        if version <= channel.version:
+            return  # already delivered (a tail restart re-reading): never twice
+        channel.version = version
+        for client in list(channel.live):
+            if client.send(frame):
+                self.delivered += 1
+            else:
+                self.drop(client)
+        for joiner in list(channel.joining.values()):
+            joiner.buffer.append((version, frame))
+            if joiner.ready:
+                self._settle(story, channel, joiner)
+
+    def _settle(self, story: str, channel: Channel, joiner: Joiner) -> None:
+        """A ready joiner whose version the tail has reached becomes live (no await: no race)."""
+        for version, frame in joiner.buffer:
+            if version == joiner.version + 1:
+                if not joiner.client.send(frame):
+                    self.drop(joiner.client)
+                    return
+                joiner.version = version
+        joiner.buffer.clear()
+        if joiner.version == channel.version:
+            del channel.joining[joiner.client]
+            channel.live.add(joiner.client)
+
+    # -- subscribing ---------------------------------------------------------------------------
+
+    async def subscribe(self, client: Client, story: str, since: int | None) -> None:
+        """Snapshot (or replay from ``since``), then live: no gap, no duplicate."""
+        if story in client.stories:
+            self.unsubscribe(client, story)
+        if len(client.stories) >= MAX_SUBSCRIPTIONS:
+            client.send(
+                error_frame(
+                    "too_many_subscriptions",
+                    f"at most {MAX_SUBSCRIPTIONS} stories a connection",
+                    story,
+                )
+            )
+            return
+        current = await self.reads.version(story) if is_id(story) else 0
+        if current == 0:
+            client.send(error_frame("unknown_story", f"story {story!r} does not exist", story))
+            return
+        channel = self.channels.setdefault(story, Channel())
+        joiner = Joiner(client)
+        channel.joining[client] = joiner
+        client.stories.add(story)
+        try:
+            replayed = await self._replay(story, since) if since is not None else None
+            if replayed is None:
+                state = await self.reads.story(story, DEFAULT_LIMIT, None)
+                version = int(state["version"])  # type: ignore[arg-type]
+                snapshot = {"type": "snapshot", "story": story, "version": version, "state": state}
+                if since is not None:
+                    snapshot["reset"] = True
+                client.send(orjson.dumps(snapshot))
+                joiner.version = version
+            else:
+                for _version, frame in replayed:
+                    client.send(frame)
+                joiner.version = replayed[-1][0] if replayed else since  # type: ignore[assignment]
+            await self._catch_up(story, channel, joiner)
+        except (DatelineError, redis.RedisError) as error:
+            self.unsubscribe(client, story)
+            code = error.code if isinstance(error, DatelineError) else "store_unavailable"
+            client.send(error_frame(code, str(error), story))
+
+    async def _replay(self, story: str, since: int) -> list[tuple[int, bytes]] | None:
+        """Changes ``since+1 ..`` from the story's changes stream, or None if it no longer has
+        them all (or ``since`` is ahead of the story): then a snapshot with ``reset`` is due."""
+        rows = await self.client.xrange(
+            keys.changes(story), f"{since + 1}-0", "+", count=REPLAY_LIMIT
+        )
+        current = await self.reads.version(story)
+        if since > current or since < 0:
+            return None
+        if since == current:
+            return []
+        if not rows or int(rows[0][0].split(b"-")[0]) != since + 1:
+            return None
+        changes = [(int(i.split(b"-")[0]), f[b"c"]) for i, f in rows]
+        if changes[-1][0] < current and len(changes) == REPLAY_LIMIT:
+            return None  # too far behind to replay frame by frame: a fresh snapshot is better
+        return changes
+
+    async def _catch_up(self, story: str, channel: Channel, joiner: Joiner) -> None:
+        """Drain the joiner's buffer past its version, filling holes from the changes stream."""
+        while channel.joining.get(joiner.client) is joiner:
+            behind = max(channel.version, max((v for v, _ in joiner.buffer), default=0))
+            if behind > joiner.version + 1 and not any(
+                v == joiner.version + 1 for v, _ in joiner.buffer
+            ):
+                rows = await self.client.xrange(
+                    keys.changes(story), f"{joiner.version + 1}-0", f"{behind}-0"
+                )
+                for entry_id, fields in rows:
+                    version = int(entry_id.split(b"-")[0])
+                    if version == joiner.version + 1:
+                        if not joiner.client.send(fields[b"c"]):
+                            self.drop(joiner.client)
+                            return
+                        joiner.version = version
+                if not rows:
+                    break
+                continue
+            joiner.ready = True
+            if channel.version < joiner.version:
+                return  # the tail is behind the snapshot: it settles the joiner when it gets there
+            self._settle(story, channel, joiner)
+            return
+
+    def unsubscribe(self, client: Client, story: str) -> None:
+        client.stories.discard(story)
+        channel = self.channels.get(story)
+        if channel is None:
+            return
+        channel.live.discard(client)
+        channel.joining.pop(client, None)
+        if not channel.live and not channel.joining:
+            del self.channels[story]
+
+    def drop(self, client: Client) -> None:
+        """Forget a client everywhere at once (closed, or too slow)."""
+        for story in list(client.stories):
+            self.unsubscribe(client, story)
+        self.clients.discard(client)
+
+    # -- connections ---------------------------------------------------------------------------
+
+    async def handle(self, connection: ServerConnection) -> None:
+        client = Client(connection)
+        self.clients.add(client)
+        try:
+            async for message in connection:
+                await self.on_message(client, message)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.drop(client)
+
+    async def on_message(self, client: Client, message: str | bytes) -> None:
+        try:
+            request = orjson.loads(message)
+        except orjson.JSONDecodeError:
+            client.send(error_frame("bad_request", "frames are JSON objects"))
+            return
+        if not isinstance(request, dict):
+            client.send(error_frame("bad_request", "frames are JSON objects"))
+            return
+        op = request.get("op")
+        story = request.get("story")
+        if op == "ping":
+            client.send(b'{"type":"pong"}')
+        elif op in ("subscribe", "unsubscribe"):
+            if not isinstance(story, str):
+                client.send(error_frame("bad_request", f"{op} needs a story id"))
+                return
+            if op == "unsubscribe":
+                self.unsubscribe(client, story)
+                return
+            since = request.get("since")
+            if since is not None and (type(since) is not int or since < 0):
+                client.send(error_frame("bad_request", "since must be a version number", story))
+                return
+            await self.subscribe(client, story, since)
+        elif op is None:
+            client.send(error_frame("bad_request", "a frame needs an op"))
+        else:
+            client.send(error_frame("bad_request", f"unknown op {op!r}"))
+
+    async def start(self, host: str, port: int) -> Server:
+        """Listen, and start tailing the changes."""
+        self._tail = asyncio.get_running_loop().create_task(self.tail())
+        origins: list[Any] | None = None
+        if self.origins is not None:
+            origins = [*self.origins, None]  # None: clients that send no Origin (tools, tail)
+        self._server = await serve(
+            self.handle,
+            host,
+            port,
+            origins=origins,
+            max_size=MAX_FRAME,
+            compression=None,
+            ping_interval=PING_INTERVAL,
+            ping_timeout=PING_TIMEOUT,
+            close_timeout=2,
+        )
+        return self._server
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        if self._tail is not None:
+            self._tail.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tail
