@@ -24,12 +24,14 @@ from prometheus_client import (
     Gauge,
     generate_latest,
 )
+from starlette.exceptions import HTTPException
 
 from events.decide import parse_command, parse_open
 from events.errors import (
     BadRequest,
     DatelineError,
     Forbidden,
+    IdempotencyKeyReused,
     InvalidEvent,
     InvalidRequest,
     PayloadTooLarge,
@@ -49,6 +51,8 @@ from services.tokens import Principal, Role, Tokens
 MAX_DEPTH = 64
 """Deepest JSON nesting accepted (CONTRACT "Edges"); deeper is 400 ``bad_request``."""
 EVENTS_LIMIT, EVENTS_MAX = 1000, 10_000
+QUERY_CEILING = 10**18
+"""Integer query parameters larger than this are read as this (no story gets that long)."""
 JSON = "application/json"
 
 
@@ -143,9 +147,13 @@ def query_int(
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or int(raw) < low:
+    if not (raw.isascii() and raw.isdigit()):
         raise BadRequest(f"{name} must be an integer of at least {low}", {"parameter": name})
-    value = int(raw)
+    digits = raw.lstrip("0") or "0"
+    # Past QUERY_CEILING no version exists; capping keeps stream ids valid and int() cheap.
+    value = int(digits) if len(digits) <= 18 else QUERY_CEILING
+    if value < low:
+        raise BadRequest(f"{name} must be an integer of at least {low}", {"parameter": name})
     return min(value, high) if high is not None else value
 
 
@@ -182,6 +190,14 @@ def create_app(settings: Settings, url: str) -> FastAPI:
     async def malformed(request: Request, error: RequestValidationError) -> Response:
         return await refused(request, BadRequest("malformed request", {"errors": str(error)}))
 
+    @app.exception_handler(HTTPException)
+    async def unrouted(request: Request, error: HTTPException) -> Response:
+        """Starlette's own refusals (no such route, wrong method) in the contract's error shape."""
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "bad_request")
+        services.refusals.labels(code).inc()
+        body = {"error": {"code": code, "message": str(error.detail), "details": None}}
+        return json_response(body, error.status_code, error.headers)
+
     @app.exception_handler(DatelineError)
     async def refused(request: Request, error: DatelineError) -> Response:
         services.refusals.labels(error.code).inc()
@@ -216,6 +232,8 @@ def create_app(settings: Settings, url: str) -> FastAPI:
             done = await services.store.append(
                 story, command, actor=who.actor, expected_version=expected, keyed=k
             )
+        except IdempotencyKeyReused:
+            raise  # the claim belongs to the key's first request: keep it
         except DatelineError:
             if k is not None:
                 await services.store.release(k)
@@ -283,7 +301,11 @@ def create_app(settings: Settings, url: str) -> FastAPI:
             await services.reads.wait_for(story, wanted)
         state = await services.reads.story(story, size, cursor)
         etag = f'"{state["version"]}"'
-        if etag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
+        tags = {
+            t.strip().removeprefix("W/")
+            for t in request.headers.get("if-none-match", "").split(",")
+        }
+        if etag in tags or "*" in tags:  # If-None-Match compares weakly (RFC 9110, 13.1.2)
             return Response(status_code=304, headers={"ETag": etag})
         return json_response(state, headers={"ETag": etag})
 

@@ -77,7 +77,7 @@ def partition_changes(p: int) -> str:
 
 
 def stories(p: int) -> str:
-    """Projection: the partition's stories scored by last activity (ms since the epoch)."""
+    """Projection: the partition's stories scored by last activity (µs since the epoch)."""
     return f"dateline:{{{p}}}:stories"
 
 

@@ -21,7 +21,7 @@ import socket
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from typing import Any
 
@@ -54,10 +54,14 @@ TRIM_EVERY_S = 30.0
 """How often a projector trims each feed up to what the group has acknowledged."""
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _score(recorded_at: str | None) -> int:
     if not recorded_at:
         return 0
-    return int(datetime.fromisoformat(recorded_at).timestamp() * 1000)
+    delta = datetime.fromisoformat(recorded_at) - _EPOCH
+    return delta // timedelta(microseconds=1)  # exact, and below 2**53 for centuries
 
 
 def _entry_id(envelope: Envelope) -> str | None:

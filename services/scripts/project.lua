@@ -4,7 +4,7 @@
 -- KEYS[1] meta hash   KEYS[2] entries hash   KEYS[3] order zset   KEYS[4] partition's stories zset
 -- KEYS[5] story's changes stream   KEYS[6] partition's changes stream (what gateways tail)
 -- ARGV[1] from version   ARGV[2] to version   ARGV[3] meta JSON   ARGV[4] pinned entry id or ''
--- ARGV[5] pinned entry JSON or ''   ARGV[6] key-events JSON   ARGV[7] activity score (ms)
+-- ARGV[5] pinned entry JSON or ''   ARGV[6] key-events JSON   ARGV[7] activity score (microseconds)
 -- ARGV[8] story id   ARGV[9] story changes kept   ARGV[10] partition changes kept
 -- ARGV[11] n, the number of changes; then n pairs: version, change JSON
 -- then per changed entry: id, entry JSON, published version
