@@ -15,8 +15,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def control_characters(value: str) -> list[str]:
-    """The refused control characters in ``value``, as ``U+XXXX`` strings, in order of appearance."""
-    return sorted({f"U+{ord(c):04X}" for c in _CONTROL.findall(value)})
+    """Each refused control character in ``value`` once, as ``U+XXXX``, in order of appearance."""
+    return list(dict.fromkeys(f"U+{ord(c):04X}" for c in _CONTROL.findall(value)))
 
 
 def _no_control(value: str) -> str:
