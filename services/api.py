@@ -69,6 +69,7 @@ class Services:
     appends: Counter
     refusals: Counter
     lag: Gauge
+    pending: Gauge
 
     @classmethod
     def connect(cls, settings: Settings, url: str) -> Services:
@@ -90,6 +91,11 @@ class Services:
             lag=Gauge(
                 "dateline_projector_lag",
                 "Events on the feeds not yet delivered to the projectors",
+                registry=registry,
+            ),
+            pending=Gauge(
+                "dateline_projector_pending",
+                "Events delivered to a projector and not yet acknowledged",
                 registry=registry,
             ),
         )
@@ -198,6 +204,13 @@ def create_app(settings: Settings, url: str) -> FastAPI:
         body = {"error": {"code": code, "message": str(error.detail), "details": None}}
         return json_response(body, error.status_code, error.headers)
 
+    @app.exception_handler(Exception)
+    async def bug(request: Request, error: Exception) -> Response:
+        """Anything that is not a DatelineError is a bug: the contract's JSON, status 500."""
+        services.refusals.labels("internal").inc()
+        body = {"error": {"code": "internal", "message": "internal error", "details": None}}
+        return json_response(body, 500)
+
     @app.exception_handler(DatelineError)
     async def refused(request: Request, error: DatelineError) -> Response:
         services.refusals.labels(error.code).inc()
@@ -213,7 +226,7 @@ def create_app(settings: Settings, url: str) -> FastAPI:
         if who is None:
             raise Unauthorized("unknown or revoked token")
         if not who.may(role):
-            raise Forbidden(f"a {who.role} token cannot do this; it needs {role}")
+            raise Forbidden(f"this needs a {role} token; a {who.role} token cannot do it")
         return who
 
     def keyed(request: Request, who: Principal, body: Any) -> Keyed | None:
@@ -364,18 +377,19 @@ def create_app(settings: Settings, url: str) -> FastAPI:
 
     @app.get("/metrics", tags=["ops"])
     async def metrics() -> Response:
-        """Prometheus text: appends, refusals by code, projector lag."""
-        lag = 0
+        """Prometheus text: appends, refusals by code, projector lag and pending events."""
+        lag = pending = 0
         with contextlib.suppress(DatelineError), reachable():
             async with services.client.pipeline(transaction=False) as pipe:
                 for p in range(keys.PARTITIONS):
                     pipe.xinfo_groups(keys.feed(p))
                 for groups in await pipe.execute(raise_on_error=False):
-                    if isinstance(groups, list):
-                        lag += sum(
-                            int(g.get("lag") or 0) for g in groups if g["name"] == GROUP.encode()
-                        )
+                    for g in groups if isinstance(groups, list) else []:
+                        if g["name"] == GROUP.encode():
+                            lag += int(g.get("lag") or 0)
+                            pending += int(g.get("pending") or 0)
         services.lag.set(lag)
+        services.pending.set(pending)
         return Response(generate_latest(services.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

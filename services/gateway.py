@@ -11,8 +11,8 @@ Protocol (CONTRACT.md "Websocket gateway"): JSON text frames; ops ``subscribe`` 
   with no gap and no duplicate, even when a subscribe races a burst of appends;
 - each change is serialized once, by the projector; the gateway writes those same bytes to every
   live subscriber, never re-encoding per client;
-- a client whose unsent data passes ``MAX_BUFFER`` is closed with 1013 and dropped at once, so it
-  never delays anyone else; it resumes with ``since``;
+- a client that owes more than ``MAX_BUFFER`` beyond its transport is closed with 1013 and dropped
+  at once, so it never delays anyone else; it resumes with ``since``;
 - limits: frames in at most ``MAX_FRAME`` bytes (1009 beyond), ``MAX_SUBSCRIPTIONS`` stories a
   connection (``too_many_subscriptions``), an Origin allow-list, compression off, heartbeat pings.
 """
@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,7 +47,10 @@ MAX_FRAME = 64 * 1024
 MAX_SUBSCRIPTIONS = 100
 """Stories one connection may follow at once (CONTRACT: 100)."""
 MAX_BUFFER = 1024 * 1024
-"""Bytes of unsent frames a client may owe before it is closed with 1013 (about 1,500 changes)."""
+"""Bytes of frames a client may owe beyond its transport before it is closed with 1013."""
+WRITE_LIMIT = 64 * 1024
+"""A transport buffer past this pushes back (websockets ``write_limit``): frames then wait in the
+client's own backlog, which can be dropped, instead of the transport's, which cannot."""
 PING_INTERVAL = 20.0
 PING_TIMEOUT = 20.0
 TAIL_BLOCK_MS = 1_000
@@ -59,27 +63,6 @@ def error_frame(code: str, message: str, story: str | None = None) -> bytes:
     if story is not None:
         body["story"] = story
     return orjson.dumps(body)
-
-
-def send(connection: ServerConnection, frame: bytes) -> bool:
-    """Write one pre-encoded text frame, or close a client that cannot keep up (1013).
-
-    Returns False when the connection is (now) unusable. Mirrors ``websockets.broadcast``: no
-    await, no copy of the JSON per client, with the bound that ``broadcast`` leaves to us.
-    """
-    if connection.protocol.state is not State.OPEN:
-        return False
-    if connection.transport.get_write_buffer_size() > MAX_BUFFER:
-        asyncio.get_running_loop().create_task(
-            connection.close(CloseCode.TRY_AGAIN_LATER, "too slow: resume with since")
-        )
-        return False
-    try:
-        connection.protocol.send_text(frame)
-        connection.send_data()
-    except Exception:
-        return False
-    return True
 
 
 @dataclass(eq=False)
@@ -104,13 +87,69 @@ class Channel:
 
 @dataclass(eq=False)
 class Client:
-    """One websocket connection and the stories it follows."""
+    """One websocket connection, the stories it follows, and what it still owes to be sent.
+
+    Frames go straight to the transport, as ``websockets.broadcast`` does, while the transport
+    keeps up; once it pushes back (its buffer is past ``WRITE_LIMIT``), frames wait in a backlog
+    of our own that a flusher drains. A backlog past ``MAX_BUFFER`` is dropped and the client is
+    closed with 1013: the close frame then sits behind at most ``WRITE_LIMIT`` bytes, so even a
+    phone that wakes up late learns why it was cut off.
+    """
 
     connection: ServerConnection
     stories: set[str] = field(default_factory=set)
+    backlog: deque[bytes] = field(default_factory=deque)
+    owed: int = 0
+    flusher: asyncio.Task[None] | None = None
+    closed: bool = False
 
     def send(self, frame: bytes) -> bool:
-        return send(self.connection, frame)
+        """Queue one pre-encoded text frame without waiting; False once the client is gone."""
+        connection = self.connection
+        if self.closed or connection.protocol.state is not State.OPEN:
+            return False
+        if not self.backlog and not connection.paused:
+            try:
+                connection.protocol.send_text(frame)
+                connection.send_data()
+            except Exception:  # a broken transport: the handler will see it close
+                return False
+            return True
+        if self.owed + len(frame) > MAX_BUFFER:
+            self.too_slow()
+            return False
+        self.backlog.append(frame)
+        self.owed += len(frame)
+        if self.flusher is None:
+            self.flusher = asyncio.get_running_loop().create_task(self._flush())
+        return True
+
+    async def _flush(self) -> None:
+        connection = self.connection
+        try:
+            while self.backlog:
+                await connection.drain()
+                while self.backlog and not connection.paused:
+                    frame = self.backlog.popleft()
+                    self.owed -= len(frame)
+                    connection.protocol.send_text(frame)
+                    connection.send_data()
+        except Exception:  # the connection went away: nothing left to flush
+            self.backlog.clear()
+            self.owed = 0
+        finally:
+            self.flusher = None
+
+    def too_slow(self) -> None:
+        """Drop what is owed and close with 1013; the client resumes with ``since``."""
+        self.closed = True
+        self.backlog.clear()
+        self.owed = 0
+        if self.flusher is not None:
+            self.flusher.cancel()
+        asyncio.get_running_loop().create_task(
+            self.connection.close(CloseCode.TRY_AGAIN_LATER, "too slow: resume with since")
+        )
 
 
 class Gateway:
@@ -338,7 +377,8 @@ class Gateway:
             compression=None,
             ping_interval=PING_INTERVAL,
             ping_timeout=PING_TIMEOUT,
-            close_timeout=2,
+            write_limit=WRITE_LIMIT,
+            close_timeout=10,
         )
         return self._server
 

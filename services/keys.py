@@ -81,9 +81,9 @@ def stories(p: int) -> str:
     return f"dateline:{{{p}}}:stories"
 
 
-TOKENS = "dateline:tokens"
+TOKENS = "dateline:{tokens}:hashes"
 """Hash: SHA-256 of a token -> ``{"name", "role"}`` JSON. Tokens themselves are never stored."""
-TOKEN_NAMES = "dateline:token-names"  # noqa: S105 - a key name, not a secret
+TOKEN_NAMES = "dateline:{tokens}:names"  # noqa: S105 - a key name, not a secret
 """Hash: token name -> SHA-256 of the token."""
 TOKEN_REVOKED = "dateline:tokens:revoked"  # noqa: S105 - a channel name
 """Pub/sub channel: a revoked token's hash, so every server drops it from its cache at once."""

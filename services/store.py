@@ -28,7 +28,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from events.base import Command
 from events.chain import Envelope, canonical, seal
 from events.decide import decide
-from events.errors import IdempotencyKeyReused, StoreUnavailable, VersionConflict
+from events.errors import (
+    DatelineError,
+    IdempotencyKeyReused,
+    StoreUnavailable,
+    VersionConflict,
+)
 from events.facts import StoryFacts
 from events.stamp import Stamp
 from projections import facts as facts_fold
@@ -255,7 +260,13 @@ class Store:
                 cached = self._facts[story]
                 recorded_at = max(now_iso(), cached.recorded_at)  # never before the previous event
                 stamp = Stamp(recorded_at=recorded_at, actor=actor, new_id=new_id())
-                event = decide(facts, command, stamp)
+                try:
+                    event = decide(facts, command, stamp)
+                except DatelineError:
+                    if refresh:
+                        raise
+                    refresh = True  # refuse only on facts fresh from the stream, never stale ones
+                    continue
                 envelope = seal(
                     event_id=str(uuid.uuid4()),
                     story=story,

@@ -29,6 +29,12 @@ from services.store import reachable
 Role = Literal["editor", "auditor", "admin"]
 ROLES: tuple[Role, ...] = ("editor", "auditor", "admin")
 CACHE_SECONDS = 5.0
+_CREATE = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return 1
+"""
+"""Name and token record together or not at all (both keys share the ``{tokens}`` slot)."""
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
@@ -61,6 +67,7 @@ class Tokens:
         self._bootstrap = token_hash(admin_token) if admin_token else None
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self._listener: asyncio.Task[None] | None = None
+        self._create = client.register_script(_CREATE)
 
     async def resolve(self, token: str) -> Principal | None:
         """The principal of a bearer token, or None when it is unknown or revoked."""
@@ -99,9 +106,11 @@ class Tokens:
         digest = token_hash(token)
         record = orjson.dumps({"role": role, "name": name})
         with reachable():
-            if not await self.client.hsetnx(keys.TOKEN_NAMES, name, digest):
-                raise TokenNameTaken(f"a token named {name!r} exists")
-            await self.client.hset(keys.TOKENS, digest, record)
+            created = await self._create(
+                keys=[keys.TOKEN_NAMES, keys.TOKENS], args=[name, digest, record]
+            )
+        if not created:
+            raise TokenNameTaken(f"a token named {name!r} exists")
         return token, Principal(role, name, digest)  # type: ignore[arg-type]
 
     async def revoke(self, name: str) -> None:
