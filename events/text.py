@@ -1,7 +1,8 @@
 """Plain-text fields: the control characters the contract refuses, and length limits.
 
 CONTRACT.md "Edges": control characters refused in text are U+0000-U+001F except tab, newline and
-carriage return, and U+007F. Limits are in docs/limits.md.
+carriage return, and U+007F. Lone surrogates (U+D800-U+DFFF) are refused too: they cannot be
+encoded as UTF-8, so no chain could hash them. Limits are in docs/limits.md.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, StringConstraints
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 def control_characters(value: str) -> list[str]:

@@ -97,6 +97,50 @@ def gateway(
     main(settings, api=False, projector=False, gateway=True)
 
 
+@app.command()
+def demo(
+    redis: RedisOpt = None,
+    data_dir: DataDirOpt = None,
+    host: HostOpt = None,
+    http_port: HttpPortOpt = None,
+    ws_port: WsPortOpt = None,
+    pace: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option("--pace", min=0, help="Seconds between updates (default 2 to 4; 0: at once)."),
+    ] = None,
+    story: Annotated[
+        str, typer.Option("--story", help="The demo story's id.")
+    ] = "demo-storm-oriane",
+) -> None:
+    """`serve` plus a sample story played in live, through the API; prints the reader URL."""
+    from events.ids import is_id
+    from services.demo import player
+    from services.serve import main
+
+    if not is_id(story):
+        typer.echo(f"error: {story!r} is not a story id (a-z, 0-9 and '-')", err=True)
+        raise typer.Exit(2)
+    settings = _settings(
+        redis_url=redis, data_dir=data_dir, host=host, http_port=http_port, ws_port=ws_port
+    )
+    main(settings, extra=player(story, pace))
+
+
+@app.command()
+def tail(
+    story: Annotated[str, typer.Argument(help="The story to follow.")],
+    ws_url: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--ws-url", help="The gateway (env DATELINE_WS_URL; ws://127.0.0.1:8001/ws)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Each frame as a JSON line.")] = False,
+) -> None:
+    """Follow a story live in the terminal, over the websocket gateway (Ctrl-C to stop)."""
+    from services.tail import main
+
+    raise typer.Exit(main(story, ws_url or Settings().public_ws_url(), as_json=as_json))
+
+
 def _need_redis(settings: Settings) -> None:
     if not settings.redis_url:
         typer.echo("error: --redis URL (or DATELINE_REDIS_URL) is required", err=True)

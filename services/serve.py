@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 
 import redis.asyncio as redis
 import uvicorn
@@ -84,10 +85,37 @@ def _server(settings: Settings, url: str) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
+async def _serve_http(server: uvicorn.Server) -> None:
+    """Serve HTTP until SIGINT or SIGTERM, then return so ``run`` can stop the rest.
+
+    After a graceful shutdown uvicorn re-raises the signal it stopped on, to the handler it found:
+    for SIGTERM the default one, which would end the process before the gateway, the projector
+    and the embedded Valkey are stopped. While it serves, that handler raises KeyboardInterrupt
+    instead, and we swallow it here.
+    """
+    stops = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, signal.default_int_handler) for sig in stops}
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            await server.serve()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+Extra = Callable[[str, Settings], Awaitable[None]]
+"""A task run beside the services (``dateline demo``), given the store URL and the settings."""
+
+
 async def run(
-    settings: Settings, *, api: bool = True, projector: bool = True, gateway: bool = True
+    settings: Settings,
+    *,
+    api: bool = True,
+    projector: bool = True,
+    gateway: bool = True,
+    extra: Extra | None = None,
 ) -> None:
-    """Run the chosen services until SIGINT or SIGTERM."""
+    """Run the chosen services (and ``extra``, cancelled when they stop) until SIGINT or SIGTERM."""
     embedded: EmbeddedValkey | None = None
     url = settings.redis_url
     if url is None:
@@ -96,8 +124,10 @@ async def run(
     projection: Projection | None = None
     hub: Gateway | None = None
     hub_client: redis.Redis | None = None
+    beside: asyncio.Task[None] | None = None
     try:
-        await bootstrap_admin(url, settings)
+        if api and projector and gateway:  # serve: one process, so no two race to create it
+            await bootstrap_admin(url, settings)
         if projector:
             projection = Projection(url)
             await projection.start()
@@ -108,13 +138,15 @@ async def run(
             hub = Gateway(hub_client, settings.allowed_origins())
             await hub.start(settings.host, settings.ws_port)
             say(f"gateway: {settings.public_ws_url()}")
+        if extra is not None:
+            beside = asyncio.get_running_loop().create_task(extra(url, settings))
         if api:
             base = f"http://{settings.host}:{settings.http_port}"
             say(f"api: {base}")
             say(f"reader pages: {base}/live/<story>")
             say(f"openapi: {base}/openapi.json")
             say("ready")
-            await _server(settings, url).serve()
+            await _serve_http(_server(settings, url))
         else:
             say("ready")
             stop = asyncio.Event()
@@ -123,6 +155,10 @@ async def run(
                 loop.add_signal_handler(sig, stop.set)
             await stop.wait()
     finally:
+        if beside is not None:
+            beside.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beside
         if hub is not None:
             await hub.stop()
         if hub_client is not None:
@@ -133,7 +169,7 @@ async def run(
             embedded.stop()
 
 
-def main(settings: Settings, **which: bool) -> None:
+def main(settings: Settings, *, extra: Extra | None = None, **which: bool) -> None:
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(settings, **which))
+        asyncio.run(run(settings, extra=extra, **which))
     sys.stdout.flush()
