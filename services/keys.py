@@ -76,6 +76,16 @@ def partition_changes(p: int) -> str:
     return f"dateline:{{{p}}}:changes"
 
 
+def entry_versions(story: str) -> str:
+    """Audit index: entry id -> ``,v1,v2,...``, the versions of every event about that entry."""
+    return f"{tag(story)}:s:{story}:entry-versions"
+
+
+def checkpoints(story: str) -> str:
+    """Audit: the story-level view every ``CHECKPOINT_EVERY`` versions (derived, verified on use)."""
+    return f"{tag(story)}:s:{story}:checkpoints"
+
+
 def stories(p: int) -> str:
     """Projection: the partition's stories scored by last activity (µs since the epoch)."""
     return f"dateline:{{{p}}}:stories"

@@ -15,6 +15,7 @@ small writes however long the story grows (docs/architecture.md).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -32,7 +33,7 @@ from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.annotations import RedisBatchStreamMessage
 from immutables import Map
 
-from events.chain import Envelope
+from events.chain import Envelope, canonical
 from projections.changes import View, step
 from projections.story import Entry, StoryState
 from services import keys
@@ -51,6 +52,9 @@ CHANGES_KEPT = 1_024
 PARTITION_CHANGES_KEPT = 100_000
 """Changes kept on each partition's stream that gateways tail (a gateway further behind resets)."""
 TRIM_EVERY_S = 30.0
+CHECKPOINT_EVERY = 1_000
+"""Every this many versions the projector stores the story-level view (meta, pin, key events) with
+its version's hash, so a replay folds at most this many events (services/audit.py)."""
 """How often a projector trims each feed up to what the group has acknowledged."""
 
 
@@ -173,6 +177,8 @@ class Projector:
                             keys.stories(p),
                             keys.changes(story),
                             keys.partition_changes(p),
+                            keys.entry_versions(story),
+                            keys.checkpoints(story),
                         ],
                         args=args,
                         client=pipe,
@@ -190,9 +196,16 @@ class Projector:
     ) -> tuple[str, int, int, list[Any]]:
         view = current.view
         changes: list[Any] = []
+        index: list[Any] = []
+        marks: list[Any] = []
         for envelope in events:
             view, change = step(view, envelope)
             changes += [envelope.version, orjson.dumps(change)]
+            entry_id = _entry_id(envelope)
+            if entry_id is not None:
+                index += [entry_id, envelope.version]
+            if envelope.version % CHECKPOINT_EVERY == 0:
+                marks += [envelope.version, checkpoint(view, envelope)]
         state = view.state
         args: list[Any] = [
             current.version,
@@ -208,10 +221,30 @@ class Projector:
             len(events),
             *changes,
         ]
-        for entry_id, entry in state.entries.items():
-            if current.loaded.get(entry_id) is not entry:
-                args += [entry_id, orjson.dumps(entry.to_json()), entry.published_version]
+        changed = [e for i, e in state.entries.items() if current.loaded.get(i) is not e]
+        args.append(len(changed))
+        for entry in changed:
+            args += [entry.entry_id, orjson.dumps(entry.to_json()), entry.published_version]
+        args += [len(index) // 2, *index, len(marks) // 2, *marks]
         return story, events[0].version, state.version, args
+
+
+def checkpoint(view: View, envelope: Envelope) -> bytes:
+    """The checkpoint of ``view`` at ``envelope``'s version: the view, its digest and the event's
+    hash, so a replay can tell a damaged or stale checkpoint and pass it by."""
+    body = {
+        "meta": view.state.meta_json(),
+        "pinned": view.pinned,
+        "key_events": list(view.key_events),
+    }
+    return orjson.dumps(
+        {
+            "version": envelope.version,
+            "event_hash": envelope.hash,
+            "digest": hashlib.sha256(canonical(body)).hexdigest(),
+            "view": body,
+        }
+    )
 
 
 async def ensure_groups(client: redis.Redis) -> None:

@@ -1,13 +1,16 @@
--- Write one story's projected state from version ARGV[1] to ARGV[2], and the change messages of
--- those versions, all or nothing (docs/architecture.md, "The projector"). Applies only where the
--- stored state is at ARGV[1]: a redelivered or already-applied event is never applied twice.
+-- Write one story's projected state from version ARGV[1] to ARGV[2], the change messages of those
+-- versions and the audit indexes, all or nothing (docs/architecture.md, "The projector"). Applies
+-- only where the stored state is at ARGV[1]: a redelivered or already-applied event is never
+-- applied twice.
 -- KEYS[1] meta hash   KEYS[2] entries hash   KEYS[3] order zset   KEYS[4] partition's stories zset
 -- KEYS[5] story's changes stream   KEYS[6] partition's changes stream (what gateways tail)
+-- KEYS[7] entry versions hash (entry id -> ",v1,v2,...")   KEYS[8] checkpoints hash
 -- ARGV[1] from version   ARGV[2] to version   ARGV[3] meta JSON   ARGV[4] pinned entry id or ''
 -- ARGV[5] pinned entry JSON or ''   ARGV[6] key-events JSON   ARGV[7] activity score (microseconds)
 -- ARGV[8] story id   ARGV[9] story changes kept   ARGV[10] partition changes kept
--- ARGV[11] n, the number of changes; then n pairs: version, change JSON
--- then per changed entry: id, entry JSON, published version
+-- then four counted sections, each a count n followed by its items:
+--   changes: version, change JSON          entries: id, entry JSON, published version
+--   entry versions: id, version            checkpoints: version, checkpoint JSON
 -- Returns -1 when written, else the stored version (the caller re-reads and folds again).
 local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if cur ~= tonumber(ARGV[1]) then
@@ -21,19 +24,33 @@ local top = redis.call('XREVRANGE', KEYS[5], '+', '-', 'COUNT', 1)
 if top[1] then
   last = tonumber(string.match(top[1][1], '^(%d+)'))
 end
-local n = tonumber(ARGV[11])
-for i = 12, 11 + 2 * n, 2 do
+local at = 11
+local n = tonumber(ARGV[at])
+for i = at + 1, at + 2 * n, 2 do
   if tonumber(ARGV[i]) > last then
     redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], ARGV[i] .. '-0', 'c', ARGV[i + 1])
     redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[10], '*', 's', ARGV[8], 'v', ARGV[i],
       'c', ARGV[i + 1])
   end
 end
+at = at + 2 * n + 1
 redis.call('HSET', KEYS[1], 'version', ARGV[2], 'json', ARGV[3], 'pinned', ARGV[4],
   'pinned_json', ARGV[5], 'key_events', ARGV[6])
 redis.call('ZADD', KEYS[4], ARGV[7], ARGV[8])
-for i = 12 + 2 * n, #ARGV, 3 do
+n = tonumber(ARGV[at])
+for i = at + 1, at + 3 * n, 3 do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   redis.call('ZADD', KEYS[3], ARGV[i + 2], ARGV[i])
+end
+at = at + 3 * n + 1
+n = tonumber(ARGV[at])
+for i = at + 1, at + 2 * n, 2 do
+  local seen = redis.call('HGET', KEYS[7], ARGV[i]) or ''
+  redis.call('HSET', KEYS[7], ARGV[i], seen .. ',' .. ARGV[i + 1])
+end
+at = at + 2 * n + 1
+n = tonumber(ARGV[at])
+for i = at + 1, at + 2 * n, 2 do
+  redis.call('HSET', KEYS[8], ARGV[i], ARGV[i + 1])
 end
 return -1

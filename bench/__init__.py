@@ -1,0 +1,1 @@
+"""Benchmarks: each hot path beside a bare baseline, held to the ratios in ``bench/floors.py``."""

@@ -1,0 +1,89 @@
+"""``python -m bench``: every benchmark in turn (never two at once), then all targets in one table.
+
+Each bench runs in a process of its own with its own fresh Valkey; ``--quick``, ``--fsync`` and
+``--strict`` are passed on. ``--only append,projector`` picks some.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.common import fmt, say, table
+
+BENCHES = ("append", "http_append", "projector")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument("--fsync", choices=("always", "everysec"), default="always")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when any target is missed")
+    parser.add_argument("--only", help=f"comma-separated subset of {', '.join(BENCHES)}")
+    args = parser.parse_args()
+    chosen = args.only.split(",") if args.only else list(BENCHES)
+    unknown = set(chosen) - set(BENCHES)
+    if unknown:
+        parser.error(f"unknown bench: {', '.join(sorted(unknown))}")
+    terminated = []
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        terminated.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    rows, failed, missed = [], [], False
+    with tempfile.TemporaryDirectory(prefix="dateline-bench-") as tmp:
+        for name in chosen:
+            out = Path(tmp) / f"{name}.json"
+            argv = [
+                sys.executable,
+                "-m",
+                f"bench.{name}",
+                "--fsync",
+                args.fsync,
+                "--json",
+                str(out),
+            ]
+            if args.quick:
+                argv.append("--quick")
+            say(f"\n== bench.{name} ==")
+            proc = subprocess.Popen(argv)
+            try:
+                code = proc.wait()
+            except KeyboardInterrupt:
+                if terminated:  # a Ctrl-C reaches the child by itself; a SIGTERM to us does not
+                    proc.terminate()
+                proc.wait()  # it is stopping its servers
+                say("interrupted")
+                return 130
+            if code != 0 or not out.exists():
+                failed.append(name)
+                continue
+            for check in json.loads(out.read_text()):
+                missed |= not check["passed"]
+                rows.append(
+                    [
+                        name,
+                        check["label"],
+                        fmt(check["ratio"], 2) + "x",
+                        (">= " if check["sense"] == "at_least" else "<= ")
+                        + f"{check['target']:g}x",
+                        "PASS" if check["passed"] else "MISS",
+                    ]
+                )
+    say("")
+    table("all targets", ["bench", "target", "ratio", "wanted", "result"], rows)
+    if failed:
+        say(f"FAILED to run: {', '.join(failed)}")
+        return 2
+    return 1 if args.strict and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

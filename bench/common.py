@@ -1,0 +1,450 @@
+"""What every benchmark shares: options, a fresh embedded Valkey, child processes, numbers, tables.
+
+Rules:
+- every bench starts its own Valkey in a temporary dir (``appendfsync always``, the product's
+  default, unless ``--fsync everysec``) and removes it afterwards, so runs never see each other's
+  data;
+- child processes (Valkey, API servers) are started in their own process group with Linux's
+  ``PR_SET_PDEATHSIG``: they are stopped by us on any exit (Ctrl-C and SIGTERM included), and by
+  the kernel if we are killed outright;
+- servers are started and stopped outside the event loop, so a failure inside a measurement
+  still reaches the ``finally`` that stops them;
+- a target is a ratio of ours to a baseline measured in the same run (``bench/floors.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.floors import Floor
+from services.embedded import EmbeddedValkey
+
+ROOT = Path(__file__).resolve().parent.parent
+STORIES = 100
+ACTOR = "admin:bootstrap"
+TOKEN = "bench-admin-token-not-a-secret"
+
+
+# -- options ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    quick: bool
+    fsync: str
+    strict: bool
+    json_out: Path | None
+    extra: argparse.Namespace
+
+
+def parse_options(
+    description: str,
+    argv: Sequence[str] | None = None,
+    parser: argparse.ArgumentParser | None = None,
+) -> Options:
+    """The options every bench takes (``--quick``, ``--fsync``, ``--strict``, ``--json``)."""
+    parser = parser or argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes: a smoke run of a few seconds"
+    )
+    parser.add_argument(
+        "--fsync",
+        choices=("always", "everysec"),
+        default="always",
+        help="the embedded Valkey's appendfsync (default always, the product's default)",
+    )
+    parser.add_argument("--strict", action="store_true", help="exit 1 when any target is missed")
+    parser.add_argument("--json", dest="json_out", type=Path, help="also write the checks here")
+    args = parser.parse_args(argv)
+    return Options(args.quick, args.fsync, args.strict, args.json_out, args)
+
+
+# -- processes ----------------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    os.setpgid(0, 0)  # Ctrl-C reaches the child through us, after we have measured
+
+
+def _terminate_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt so every ``finally`` (and ``with``) runs."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    with contextlib.suppress(ValueError):  # not the main thread
+        signal.signal(signal.SIGTERM, handler)
+
+
+class Children:
+    """Child processes stopped together on exit: SIGTERM to each group, SIGKILL after a wait."""
+
+    def __init__(self) -> None:
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: dict[str, str] | None = None,
+        log: Path | None = None,
+    ) -> subprocess.Popen[bytes]:
+        out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed by the child's exit
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+            close_fds=True,
+        )
+        if log:
+            out.close()  # type: ignore[union-attr]
+        self.procs.append((name, proc))
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.procs = [(n, p) for n, p in self.procs if p is not proc]
+
+    def close(self) -> None:
+        for _, proc in reversed(list(self.procs)):
+            self.stop(proc)
+
+    def __enter__(self) -> Children:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(
+    proc: subprocess.Popen[bytes], url: str, log: Path | None, timeout: float = 30.0
+) -> None:
+    """Wait until ``url`` answers 200, or fail with the child's log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+            raise RuntimeError(f"server exited with {proc.returncode} before it was ready:\n{tail}")
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as answer:  # noqa: S310 - our own loopback URL
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def valkey(fsync: str) -> Iterator[str]:
+    """A fresh embedded Valkey in a temporary dir, removed afterwards; yields its URL."""
+    root = Path(tempfile.mkdtemp(prefix="dateline-bench-"))
+    server = EmbeddedValkey(root / "valkey", fsync=fsync)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def workdir() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="dateline-bench-"))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# -- the workload -------------------------------------------------------------------------------
+
+
+def story_ids(prefix: str, n: int = STORIES) -> list[str]:
+    return [f"{prefix}-{i:03d}" for i in range(n)]
+
+
+PUBLISH = {
+    "body": "<p>Rescue teams reached the collapsed building at 18:40 GMT.</p>",
+    "headline": "Rescue teams arrive",
+}
+"""The ``data`` of the ``entry.published`` every bench appends (envelope about 500 bytes)."""
+
+LONG_PUBLISH = {
+    "body": "<p>"
+    + 'Rescue teams reached the building at 18:40 GMT, <a href="https://example.org/a">officials said</a>. '
+    * 12
+    + "</p><ul><li>one</li><li>two</li></ul>",
+    "headline": "Rescue teams arrive",
+}
+"""A longer entry (1.4 KB body, 12 links), for information: body checks grow with the body."""
+
+
+# -- numbers ------------------------------------------------------------------------------------
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) of sorted values, interpolated linearly; NaN when empty."""
+    if not ordered:
+        return math.nan
+    rank = (len(ordered) - 1) * q / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def median(values: Sequence[float]) -> float:
+    return percentile(sorted(values), 50)
+
+
+@dataclass(slots=True)
+class Run:
+    """One measured configuration: operations done, wall time, and per-operation latencies."""
+
+    name: str
+    count: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)  # seconds, any order
+    rates: list[float] = field(default_factory=list)  # one per round
+    note: str = ""
+    cpu: float = 0.0  # seconds of CPU of the process driving the load
+    server_cpu: float = 0.0  # seconds of CPU of the Valkey server
+
+    def add_round(
+        self,
+        count: int,
+        seconds: float,
+        latencies: Sequence[float] = (),
+        cpu: float = 0.0,
+        server_cpu: float = 0.0,
+    ) -> None:
+        self.count += count
+        self.seconds += seconds
+        self.latencies.extend(latencies)
+        self.rates.append(count / seconds if seconds else 0.0)
+        self.cpu += cpu
+        self.server_cpu += server_cpu
+
+    def us_per_op(self, cpu: float) -> float:
+        return cpu / self.count * 1e6 if self.count else math.nan
+
+    @property
+    def rate(self) -> float:
+        """Operations per second: the median of the rounds' rates (one round: its rate)."""
+        return median(self.rates) if self.rates else math.nan
+
+    def ms(self, q: float) -> float:
+        return percentile(sorted(self.latencies), q) * 1000
+
+
+async def valkey_cpu(client: Any) -> float:
+    """Seconds of CPU the server has used (INFO cpu): to tell its share of a cost from ours."""
+    info = await client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def process_cpu(pid: int) -> float:
+    """Seconds of CPU a process (not its children) has used, from /proc (Linux); NaN elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# -- printing -----------------------------------------------------------------------------------
+
+try:
+    from rich.console import Console
+    from rich.table import Table
+
+    # Wide enough for the tables when the output is a file or a pipe (rich's default is 80).
+    _console: Console | None = Console(highlight=False, width=None if sys.stdout.isatty() else 132)
+except ImportError:  # pragma: no cover - rich is a dependency; plain text otherwise
+    _console = None
+
+
+def say(text: str) -> None:
+    if _console is not None:
+        _console.print(text, markup=False)
+    else:
+        print(text, flush=True)
+
+
+def fmt(value: float, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Print a table: rich when available, aligned plain text otherwise."""
+    if _console is not None:
+        t = Table(title=title, title_justify="left")
+        for n, name in enumerate(columns):
+            t.add_column(name, justify="left" if n == 0 else "right")
+        for row in rows:
+            t.add_row(*row)
+        _console.print(t)
+        return
+    widths = [max(len(str(c)), *(len(str(r[n])) for r in rows)) for n, c in enumerate(columns)]
+    print(title)
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for row in rows:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)))
+    print(flush=True)
+
+
+def runs_table(
+    title: str, runs: Sequence[Run], unit: str = "events/s", against: Run | None = None
+) -> None:
+    """Rate, p50 and p99 of each run, and its rate as a ratio to ``against`` when given."""
+    columns = ["measure", "ops", unit, "p50 ms", "p99 ms"]
+    if against is not None:
+        columns.append(f"x {against.name}")
+    cpu = any(run.cpu or run.server_cpu for run in runs)
+    if cpu:
+        columns += ["our CPU us/op", "Valkey CPU us/op"]
+    rows = []
+    for run in runs:
+        row = [
+            run.name + (f" ({run.note})" if run.note else ""),
+            fmt(run.count),
+            fmt(run.rate),
+            fmt(run.ms(50), 3),
+            fmt(run.ms(99), 3),
+        ]
+        if against is not None:
+            row.append(fmt(run.rate / against.rate, 2) if against.rate else "-")
+        if cpu:
+            row += [fmt(run.us_per_op(run.cpu), 1), fmt(run.us_per_op(run.server_cpu), 1)]
+        rows.append(row)
+    table(title, columns, rows)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A target compared: ours and the baseline's value, their ratio, and whether it passes."""
+
+    floor: Floor
+    label: str
+    ours: float
+    baseline: float
+    unit: str
+
+    @property
+    def ratio(self) -> float:
+        return self.ours / self.baseline if self.baseline else math.nan
+
+    @property
+    def passed(self) -> bool:
+        return not math.isnan(self.ratio) and self.floor.passes(self.ratio)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.floor.key,
+            "label": self.label,
+            "ours": self.ours,
+            "baseline": self.baseline,
+            "unit": self.unit,
+            "ratio": self.ratio,
+            "target": self.floor.target,
+            "sense": self.floor.sense,
+            "passed": self.passed,
+        }
+
+
+def checks_table(title: str, checks: Sequence[Check]) -> None:
+    rows = [
+        [
+            c.label,
+            f"{fmt(c.ours, 3 if c.unit == 'ms' else 0)} {c.unit}",
+            f"{fmt(c.baseline, 3 if c.unit == 'ms' else 0)} {c.unit}",
+            fmt(c.ratio, 2) + "x",
+            c.floor.wanted,
+            "PASS" if c.passed else "MISS",
+        ]
+        for c in checks
+    ]
+    table(title, ["target", "ours", "baseline", "ratio", "wanted", "result"], rows)
+    for floor in dict.fromkeys(c.floor for c in checks):
+        say(f"  {floor.key}: {floor.ours} vs {floor.baseline}, {floor.wanted}; why: {floor.why}")
+
+
+def finish(options: Options, checks: Sequence[Check]) -> int:
+    """Write the checks if asked and return the exit code (1 on a miss only with --strict)."""
+    if options.json_out is not None:
+        options.json_out.write_text(json.dumps([c.to_json() for c in checks], indent=1))
+    return 1 if options.strict and not all(c.passed for c in checks) else 0
+
+
+def main_wrapper(body: Any) -> int:
+    """Run a bench's ``body()`` with SIGTERM treated like Ctrl-C; 130 when interrupted."""
+    _terminate_on_sigterm()
+    try:
+        return int(body())
+    except KeyboardInterrupt:
+        say("interrupted: servers stopped")
+        return 130
+
+
+def machine_line(options: Options) -> str:
+    return (
+        f"{'quick' if options.quick else 'full'} run, appendfsync {options.fsync}, "
+        f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
+    )
+
+
+BARE_SCRIPT = """
+-- The baseline append: check the head version, XADD, move the head (and, with a third key, put the
+-- payload on a feed as append.lua does). KEYS[1] stream  KEYS[2] head  KEYS[3] feed (optional)
+-- ARGV[1] expected version  ARGV[2] new version  ARGV[3] payload  ARGV[4] story (with a feed)
+local v = redis.call('HGET', KEYS[2], 'v') or '0'
+if v ~= ARGV[1] then
+  return {'conflict', v}
+end
+redis.call('XADD', KEYS[1], ARGV[2] .. '-0', 'e', ARGV[3])
+redis.call('HSET', KEYS[2], 'v', ARGV[2])
+if #KEYS > 2 then
+  redis.call('XADD', KEYS[3], '*', 's', ARGV[4], 'v', ARGV[2], '__data__', ARGV[3])
+end
+return {'ok', ARGV[2]}
+"""
+"""A minimal version-checked append (no chain, no idempotency): what the store alone costs."""
