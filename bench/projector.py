@@ -58,6 +58,7 @@ from events.story import StoryOpened
 from projections.story import StoryState, apply
 from services import keys
 from services.projector import Projector, build_broker, ensure_groups
+from services.redisclient import connect
 from services.store import Store
 
 FILL_PIPELINE = 2_000
@@ -146,9 +147,10 @@ async def real_projector(
 ) -> float:
     """Start the FastStream projector on the filled feeds; seconds until every story is projected."""
     await ensure_groups(client)
-    store = Store(client)
+    own = connect(url)  # as services.serve.Projection connects
+    store = Store(own)
     start = time.perf_counter()
-    broker = build_broker(url, lambda: Projector(client, store), name="bench")
+    broker = build_broker(url, lambda: Projector(own, store), name="bench")
     await broker.start()
     waiting = dict(heads)  # polled every 10 ms, fewer stories each time (it shares our loop)
     try:
@@ -159,6 +161,7 @@ async def real_projector(
         return time.perf_counter() - start
     finally:
         await broker.stop()
+        await own.aclose()
 
 
 async def wipe_projection(client: redis.Redis, stories: Sequence[str]) -> None:
@@ -212,7 +215,8 @@ async def measure(url: str, options: Options) -> list[Check]:
         real_s = await meter("real", real_projector(url, client, heads, limit=600))
 
         await wipe_projection(client, stories)
-        projector = Projector(client, Store(client))
+        own = connect(url)
+        projector = Projector(own, Store(own))
 
         async def fold_projector(raws: list[bytes]) -> None:
             await projector.project([Envelope.model_validate_json(raw) for raw in raws])

@@ -44,6 +44,7 @@ from projections.story import DEFAULT_LIMIT, MAX_LIMIT
 from services import keys
 from services.projector import GROUP
 from services.readmodel import ReadModel
+from services.redisclient import connect
 from services.settings import Settings
 from services.store import Keyed, Store, reachable
 from services.tokens import Principal, Role, Tokens
@@ -73,7 +74,7 @@ class Services:
 
     @classmethod
     def connect(cls, settings: Settings, url: str) -> Services:
-        client = redis.Redis.from_url(url)
+        client = connect(url)
         registry = CollectorRegistry()
         return cls(
             client=client,
@@ -392,4 +393,7 @@ def create_app(settings: Settings, url: str) -> FastAPI:
         services.pending.set(pending)
         return Response(generate_latest(services.registry), media_type=CONTENT_TYPE_LATEST)
 
+    from services import reader  # the reader page (services/reader.py)
+
+    app.include_router(reader.router(services))
     return app

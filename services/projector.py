@@ -19,8 +19,8 @@ import hashlib
 import logging
 import os
 import socket
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
@@ -32,6 +32,7 @@ from faststream import AckPolicy
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.annotations import RedisBatchStreamMessage
 from immutables import Map
+from redis.exceptions import NoScriptError
 
 from events.chain import Envelope, canonical
 from projections.changes import View, step
@@ -77,38 +78,59 @@ def _entry_id(envelope: Envelope) -> str | None:
 class _Loaded:
     version: int
     view: View
-    loaded: dict[str, Entry]
+    loaded: Map[str, Entry]
+    """The entries as read (or cached): an entry still identical to its loaded self is unchanged."""
+
+
+PROJECT_SCRIPT = files("services.scripts").joinpath("project.lua").read_text()
+VIEWS_KEPT = 1_000
+"""Stories whose view (meta, pin, key events, entries seen) a projector keeps between batches."""
+ENTRIES_KEPT = 5_000
+"""A kept view with more entries than this is dropped and read again when next needed."""
 
 
 class Projector:
-    """Folds envelopes into the stored state of their stories, and emits their changes."""
+    """Folds envelopes into the stored state of their stories, and emits their changes.
+
+    A story's view is kept in memory after each write, so the next batch of that story reads
+    nothing first; ``project.lua`` checks the stored version, so a view made stale by another
+    projector costs one refused write and a fresh read, never a wrong state.
+    """
 
     def __init__(self, client: redis.Redis, store: Store) -> None:
         self.client = client
         self.store = store
-        self._project = client.register_script(
-            files("services.scripts").joinpath("project.lua").read_text()
-        )
+        self._sha: str | None = None
+        self._views: OrderedDict[str, _Loaded] = OrderedDict()
         self.applied = 0
         self.skipped = 0
 
     async def _load(self, stories: dict[str, list[Envelope]]) -> dict[str, _Loaded]:
-        """Read each story's meta and the entries its events touch, in one pipeline."""
-        names = list(stories)
+        """Each story's view with the entries its events touch: from memory, else one pipeline."""
+        loaded: dict[str, _Loaded] = {}
+        missing: list[str] = []
+        for story, events in stories.items():
+            kept = self._views.get(story)
+            if kept is not None and all(
+                i in kept.view.state.entries
+                for e in events
+                if e.type != "entry.published" and (i := _entry_id(e))
+            ):
+                loaded[story] = kept
+            else:
+                missing.append(story)
+        if not missing:
+            return loaded
         async with self.client.pipeline(transaction=False) as pipe:
-            for story in names:
+            for story in missing:
                 pipe.hmget(
                     keys.meta(story), "version", "json", "pinned", "pinned_json", "key_events"
                 )
                 ids = sorted({i for e in stories[story] if (i := _entry_id(e))})
                 pipe.hmget(keys.entries(story), ids) if ids else pipe.echo(b"")
             replies = await pipe.execute()
-        loaded: dict[str, _Loaded] = {}
-        for n, story in enumerate(names):
-            (version, meta, pinned, pinned_json, key_events), found = (
-                replies[2 * n],
-                replies[2 * n + 1],
-            )
+        for n, story in enumerate(missing):
+            (version, meta, pinned, pinned_json, key_events), found = replies[2 * n : 2 * n + 2]
             entries = {}
             if isinstance(found, list):
                 for raw in found:
@@ -135,7 +157,7 @@ class Projector:
                 )
             else:
                 view = View(StoryState(story))
-            loaded[story] = _Loaded(int(version or 0), view, entries)
+            loaded[story] = _Loaded(int(version or 0), view, view.state.entries)
         return loaded
 
     async def project(self, envelopes: Iterable[Envelope]) -> None:
@@ -153,7 +175,7 @@ class Projector:
     async def _project_once(self, stories: dict[str, list[Envelope]]) -> dict[str, list[Envelope]]:
         loaded = await self._load(stories)
         retry: dict[str, list[Envelope]] = {}
-        writes: list[tuple[str, int, int, list[Any]]] = []
+        writes: list[tuple[str, int, View, list[Any]]] = []
         for story, events in stories.items():
             current = loaded[story]
             fresh = [e for e in events if e.version > current.version]
@@ -161,39 +183,65 @@ class Projector:
             if not fresh:
                 continue
             if fresh[0].version != current.version + 1:  # the events before are elsewhere
+                self._views.pop(story, None)
                 missing = await self.store.read(story, current.version + 1, fresh[0].version - 1)
                 retry[story] = missing + fresh
                 continue
-            writes.append(self._fold(story, current, fresh))
+            view, args = self._fold(story, current, fresh)
+            writes.append((story, fresh[0].version, view, args))
         if writes:
-            async with self.client.pipeline(transaction=False) as pipe:
-                for story, _first, _last, args in writes:
-                    p = keys.partition(story)
-                    await self._project(
-                        keys=[
-                            keys.meta(story),
-                            keys.entries(story),
-                            keys.order(story),
-                            keys.stories(p),
-                            keys.changes(story),
-                            keys.partition_changes(p),
-                            keys.entry_versions(story),
-                            keys.checkpoints(story),
-                        ],
-                        args=args,
-                        client=pipe,
-                    )
-                results = await pipe.execute()
-            for (story, first, last, _), result in zip(writes, results, strict=True):
+            results = await self._write(writes)
+            for (story, first, view, _), result in zip(writes, results, strict=True):
                 if result == -1:
-                    self.applied += last - first + 1
-                elif result < last:
-                    retry[story] = stories[story]  # raced another projector: read and fold again
+                    self.applied += view.state.version - first + 1
+                    self._keep(story, view)
+                else:
+                    self._views.pop(story, None)
+                    if result < view.state.version:
+                        retry[story] = stories[story]  # raced another projector: fold again
         return retry
+
+    async def _write(self, writes: list[tuple[str, int, View, list[Any]]]) -> list[Any]:
+        """Run ``project.lua`` for every story in one pipeline (EVALSHA; loaded once, again
+        only if the server forgot it)."""
+        for _attempt in range(2):
+            if self._sha is None:
+                self._sha = await self.client.script_load(PROJECT_SCRIPT)
+            async with self.client.pipeline(transaction=False) as pipe:
+                for story, _first, _view, args in writes:
+                    p = keys.partition(story)
+                    names = [
+                        keys.meta(story),
+                        keys.entries(story),
+                        keys.order(story),
+                        keys.stories(p),
+                        keys.changes(story),
+                        keys.partition_changes(p),
+                        keys.entry_versions(story),
+                        keys.checkpoints(story),
+                    ]
+                    pipe.evalsha(self._sha, len(names), *names, *args)
+                results = await pipe.execute(raise_on_error=False)
+            if not any(isinstance(r, NoScriptError) for r in results):
+                break
+            self._sha = None
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return list(results)
+
+    def _keep(self, story: str, view: View) -> None:
+        if len(view.state.entries) > ENTRIES_KEPT:
+            self._views.pop(story, None)
+            return
+        self._views[story] = _Loaded(view.state.version, view, view.state.entries)
+        self._views.move_to_end(story)
+        while len(self._views) > VIEWS_KEPT:
+            self._views.popitem(last=False)
 
     def _fold(
         self, story: str, current: _Loaded, events: Sequence[Envelope]
-    ) -> tuple[str, int, int, list[Any]]:
+    ) -> tuple[View, list[Any]]:
         view = current.view
         changes: list[Any] = []
         index: list[Any] = []
@@ -221,12 +269,13 @@ class Projector:
             len(events),
             *changes,
         ]
-        changed = [e for i, e in state.entries.items() if current.loaded.get(i) is not e]
+        before = current.loaded
+        changed = [e for i, e in state.entries.items() if before.get(i) is not e]
         args.append(len(changed))
         for entry in changed:
             args += [entry.entry_id, orjson.dumps(entry.to_json()), entry.published_version]
         args += [len(index) // 2, *index, len(marks) // 2, *marks]
-        return story, events[0].version, state.version, args
+        return view, args
 
 
 def checkpoint(view: View, envelope: Envelope) -> bytes:
@@ -285,6 +334,17 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+DATA = b"__data__"
+
+
+async def lean_batch(message: Mapping[str, Any], original: Any) -> Any:
+    """FastStream's batch parser without its body work: it would decode each envelope's JSON,
+    encode the batch again and decode that; the handler parses each envelope once instead."""
+    parsed = await original({**message, "data": []})
+    parsed.raw_message = message
+    return parsed
+
+
 def build_broker(
     url: str, projector_factory: Any, name: str | None = None, claim_idle_ms: int = CLAIM_IDLE_MS
 ) -> RedisBroker:
@@ -293,12 +353,12 @@ def build_broker(
     consumer = name or consumer_name()
     holder: dict[str, Projector] = {}
 
-    async def handle(body: list[Any], message: RedisBatchStreamMessage) -> None:
+    async def handle(message: RedisBatchStreamMessage) -> None:
         projector = holder.get("p")
         if projector is None:
             projector = holder["p"] = projector_factory()
-        envelopes = [Envelope.model_validate(item) for item in body]
-        await projector.project(envelopes)
+        raw = message.raw_message["data"]
+        await projector.project(Envelope.model_validate_json(item[DATA]) for item in raw)
         await message.ack()
 
     for p in range(keys.PARTITIONS):
@@ -315,5 +375,6 @@ def build_broker(
                 ),
                 ack_policy=AckPolicy.MANUAL,
                 no_reply=True,
+                parser=lean_batch,
             )(handle)
     return broker

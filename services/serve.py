@@ -20,6 +20,7 @@ from services.api import create_app
 from services.embedded import EmbeddedValkey
 from services.gateway import Gateway
 from services.projector import TRIM_EVERY_S, Projector, build_broker, ensure_groups, trim_feeds
+from services.redisclient import connect
 from services.settings import Settings
 from services.store import Store
 from services.tokens import Tokens
@@ -34,7 +35,7 @@ class Projection:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.client = redis.Redis.from_url(url)
+        self.client = connect(url)
         self.store = Store(self.client)
         self.broker = build_broker(url, lambda: Projector(self.client, self.store))
         self._trim: asyncio.Task[None] | None = None
@@ -63,7 +64,7 @@ async def bootstrap_admin(url: str, settings: Settings) -> None:
     """On a store with no tokens and no ``DATELINE_ADMIN_TOKEN``, create and print the first admin."""
     if settings.admin_token:
         return
-    client = redis.Redis.from_url(url)
+    client = connect(url)
     try:
         tokens = Tokens(client)
         if not await tokens.any():
@@ -134,7 +135,7 @@ async def run(
         store_line = f"embedded Valkey, data in {embedded.data_dir}" if embedded else url
         say(f"store: {store_line}")
         if gateway:
-            hub_client = redis.Redis.from_url(url)
+            hub_client = connect(url)
             hub = Gateway(hub_client, settings.allowed_origins())
             await hub.start(settings.host, settings.ws_port)
             say(f"gateway: {settings.public_ws_url()}")

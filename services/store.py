@@ -38,6 +38,7 @@ from events.facts import StoryFacts
 from events.stamp import Stamp
 from projections import facts as facts_fold
 from services import keys
+from services.redisclient import connect
 
 IDEMPOTENCY_TTL = 48 * 3600
 """Seconds a keyed request's first answer is kept (the contract asks for at least 24 h)."""
@@ -113,7 +114,7 @@ class Store:
 
     @classmethod
     def from_url(cls, url: str) -> Store:
-        return cls(redis.Redis.from_url(url, health_check_interval=0))
+        return cls(connect(url))
 
     async def close(self) -> None:
         await self.client.aclose()
