@@ -30,8 +30,11 @@ format: $(VENV)/.test
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: lint ## lint, then the whole suite against the real server
-	$(VENV)/bin/pytest
+test: lint ## lint, then the whole suite against the real server (and a real Chromium, if found)
+	@rm -f test-artifacts/browser-skipped.txt
+	@$(VENV)/bin/pytest; status=$$?; \
+	if [ -f test-artifacts/browser-skipped.txt ]; then echo; echo "*** $$(cat test-artifacts/browser-skipped.txt)"; fi; \
+	exit $$status
 
 bench: $(VENV)/.test ## every benchmark, each printing its table and its floors
 	$(PY) -m bench
