@@ -120,23 +120,44 @@ class Verification:
     first_bad_version: int | None
 
 
-def verify(envelopes: Iterable[Envelope]) -> Verification:
-    """Re-walk a story's chain from version 1 and name the first version that does not hold.
+class ChainWalk:
+    """Re-walk a story's chain one envelope at a time (for histories too long to hold at once).
 
     A version is bad when it is not the next number, its ``data_hash`` does not match its data, its
-    ``prev_hash`` is not the previous event's ``hash``, or its ``hash`` does not match.
+    ``prev_hash`` is not the previous event's ``hash``, or its ``hash`` does not match. The first
+    bad version ends the walk; ``head_hash`` is then the last good hash.
     """
-    prev = GENESIS
-    count = 0
-    for env in envelopes:
-        count += 1
+
+    def __init__(self) -> None:
+        self.prev = GENESIS
+        self.count = 0
+        self.first_bad: int | None = None
+
+    def feed(self, envelope: Envelope) -> bool:
+        """Check the next envelope; False (and the walk is over) at the first bad one."""
+        if self.first_bad is not None:
+            return False
+        self.count += 1
         bad = (
-            env.version != count
-            or env.prev_hash != prev
-            or data_hash(env.data) != env.data_hash
-            or link_hash(prev, env.link_fields()) != env.hash
+            envelope.version != self.count
+            or envelope.prev_hash != self.prev
+            or data_hash(envelope.data) != envelope.data_hash
+            or link_hash(self.prev, envelope.link_fields()) != envelope.hash
         )
         if bad:
-            return Verification(False, count, prev, count)
-        prev = env.hash
-    return Verification(True, count, prev, None)
+            self.first_bad = self.count
+            return False
+        self.prev = envelope.hash
+        return True
+
+    def result(self) -> Verification:
+        return Verification(self.first_bad is None, self.count, self.prev, self.first_bad)
+
+
+def verify(envelopes: Iterable[Envelope]) -> Verification:
+    """Re-walk a story's chain from version 1 and name the first version that does not hold."""
+    walk = ChainWalk()
+    for envelope in envelopes:
+        if not walk.feed(envelope):
+            break
+    return walk.result()

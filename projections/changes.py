@@ -59,3 +59,35 @@ def step(view: View, envelope: Envelope) -> tuple[View, dict[str, JsonValue]]:
         "entry": entry_json,
         "story_meta": view.meta() if meta_changed else None,
     }
+
+
+def follow(state: dict[str, JsonValue], change: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    """What a subscriber holds after one ``change`` frame, from a state with every entry.
+
+    The reader page and ``dateline tail`` do this; audit tests check that following the frames
+    gives exactly the state a replay gives at each version.
+    """
+    out = dict(state)
+    out["version"] = change["version"]
+    entry = change.get("entry")
+    if isinstance(entry, dict):
+        kept = [
+            e for e in _objects(out.get("entries")) if e.get("entry_id") != entry.get("entry_id")
+        ]
+        kept.append(entry)
+        kept.sort(key=_published, reverse=True)
+        out["entries"] = list(kept)
+        out["updated_at"] = entry["updated_at"]
+    meta = change.get("story_meta")
+    if isinstance(meta, dict):  # last: a pin moves the story's time, not the entry's
+        out.update(meta)
+    return out
+
+
+def _objects(value: JsonValue) -> list[dict[str, JsonValue]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _published(entry: dict[str, JsonValue]) -> int:
+    value = entry.get("published_version")
+    return value if isinstance(value, int) else 0

@@ -36,12 +36,14 @@ from events.errors import (
     InvalidRequest,
     PayloadTooLarge,
     Unauthorized,
+    UnknownEntry,
     UnknownStory,
     UnsupportedMediaType,
 )
 from events.ids import is_id
 from projections.story import DEFAULT_LIMIT, MAX_LIMIT
 from services import keys
+from services.audit import Audit
 from services.projector import GROUP
 from services.readmodel import ReadModel
 from services.redisclient import connect
@@ -65,22 +67,26 @@ class Services:
     store: Store
     tokens: Tokens
     reads: ReadModel
+    audit: Audit
     settings: Settings
     registry: CollectorRegistry
     appends: Counter
     refusals: Counter
     lag: Gauge
     pending: Gauge
+    bypassed: Gauge
 
     @classmethod
     def connect(cls, settings: Settings, url: str) -> Services:
         client = connect(url)
         registry = CollectorRegistry()
+        store, reads = Store(client), ReadModel(client)
         return cls(
             client=client,
-            store=Store(client),
+            store=store,
             tokens=Tokens(client, settings.admin_token),
-            reads=ReadModel(client),
+            reads=reads,
+            audit=Audit(client, store, reads),
             settings=settings,
             registry=registry,
             appends=Counter(
@@ -97,6 +103,11 @@ class Services:
             pending=Gauge(
                 "dateline_projector_pending",
                 "Events delivered to a projector and not yet acknowledged",
+                registry=registry,
+            ),
+            bypassed=Gauge(
+                "dateline_checkpoints_bypassed",
+                "Replay checkpoints found damaged or stale and passed by (this process)",
                 registry=registry,
             ),
         )
@@ -347,6 +358,67 @@ def create_app(settings: Settings, url: str) -> FastAPI:
         body += orjson.dumps(following) + b"}"
         return Response(body, media_type=JSON)
 
+    @app.get("/stories/{story}/replay", tags=["audit"], response_model=None)
+    async def get_replay(
+        story: str,
+        request: Request,
+        version: str | None = None,
+        at: str | None = None,
+        limit: str | None = None,
+        before: str | None = None,
+        format: str | None = None,
+    ) -> Response:
+        """The story as it stood at ``version`` or at the moment ``at`` (auditor or admin).
+
+        ``format=html`` gives the reader page frozen as it stood then, with no live script.
+        """
+        await principal(request, "auditor")
+        known_story(story)
+        wanted = query_int(request, "version", None, 1)
+        moment = request.query_params.get("at")
+        if (wanted is None) == (moment is None):
+            raise BadRequest(
+                "give exactly one of version and at", {"parameters": ["version", "at"]}
+            )
+        size = query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT) or DEFAULT_LIMIT
+        cursor = query_int(request, "before", None, 1)
+        shape = request.query_params.get("format", "json")
+        if shape not in ("json", "html"):
+            raise BadRequest("format is json or html", {"parameter": "format"})
+        if moment is not None:
+            wanted, moment = await services.audit.version_at(story, moment)
+        assert wanted is not None
+        state = await services.audit.replay(story, wanted, size, cursor)
+        if shape == "html":
+            from services import reader
+
+            return await reader.frozen_page(services, request, state, moment)
+        return json_response(state)
+
+    @app.get("/stories/{story}/entries/{entry}/revisions", tags=["audit"])
+    async def get_revisions(story: str, entry: str, request: Request) -> Response:
+        """Every body the entry has had, with who, when, the note and a diff (auditor or admin)."""
+        await principal(request, "auditor")
+        known_story(story)
+        if not is_id(entry):
+            raise UnknownEntry(f"entry {entry!r} does not exist in story {story!r}")
+        return json_response(await services.audit.revisions(story, entry))
+
+    @app.get("/stories/{story}/verify", tags=["audit"])
+    async def get_verify(story: str, request: Request) -> Response:
+        """Re-walk the hash chain from the record alone (auditor or admin)."""
+        await principal(request, "auditor")
+        known_story(story)
+        result = await services.audit.verify(story)
+        return json_response(
+            {
+                "ok": result.ok,
+                "events": result.events,
+                "head_hash": result.head_hash,
+                "first_bad_version": result.first_bad_version,
+            }
+        )
+
     @app.post("/tokens", status_code=201, tags=["admin"])
     async def create_token(request: Request) -> Response:
         """Create a token ``{role, name?}`` (admin); the token is shown only in this answer."""
@@ -391,6 +463,7 @@ def create_app(settings: Settings, url: str) -> FastAPI:
                             pending += int(g.get("pending") or 0)
         services.lag.set(lag)
         services.pending.set(pending)
+        services.bypassed.set(services.audit.bypassed)
         return Response(generate_latest(services.registry), media_type=CONTENT_TYPE_LATEST)
 
     from services import reader  # the reader page (services/reader.py)

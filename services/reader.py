@@ -457,8 +457,10 @@ def render_page(
     assets: Assets,
     now: datetime,
     before: int | None = None,
+    frozen: str | None = None,
 ) -> str:
-    """The whole page at ``state["version"]``."""
+    """The whole page at ``state["version"]``; with ``frozen`` (a banner), an archived view of
+    the past with no live script (``GET /stories/{story}/replay?format=html``)."""
     story = str(state["story"])
     pinned = state.get("pinned")
     pinned_id = pinned["entry_id"] if pinned else None
@@ -478,9 +480,13 @@ def render_page(
     out = [
         "<!doctype html>",
         f'<html lang="en" data-story="{esc(story)}" data-version="{int(state["version"])}" '
-        f'data-ws="{esc(ws_url)}"{paged}>',
+        + ("data-frozen" if frozen else f'data-ws="{esc(ws_url)}"')
+        + f"{paged}>",
         _head(str(state["title"]), nonce, assets, extra),
         "<body>",
+        f'<div class="replay-banner" role="note"><div class="wrap">{esc(frozen)}</div></div>'
+        if frozen
+        else "",
         '<a class="skip" href="#entries">Skip to updates</a>',
         '<header class="masthead"><div class="wrap">',
         '<p class="status-line">',
@@ -528,7 +534,9 @@ def render_page(
         "<p>Times are UTC. Corrections and retractions are shown where they happened.</p>"
         "</div></footer>",
         '<p id="announcer" class="visually-hidden" role="status" aria-live="polite"></p>',
-        f'<script src="{assets.url("reader.js")}" nonce="{nonce}" defer></script>',
+        ""
+        if frozen
+        else f'<script src="{assets.url("reader.js")}" nonce="{nonce}" defer></script>',
         "</body></html>",
     ]
     return "".join(out)
@@ -560,9 +568,37 @@ def ws_url_for(request: Request, services: Services) -> str:
     return f"{scheme}://{host}:{settings.ws_port}/ws"
 
 
+async def frozen_page(
+    services: Services, request: Request, state: dict[str, Any], at: str | None
+) -> Response:
+    """The reader page as it stood at ``state["version"]``: for auditors, with no live script."""
+    story = str(state["story"])
+    opened = await services.store.read(story, 1, 1)
+    moment = at or str(state["updated_at"])
+    banner = (
+        f"Archived view: this live blog as readers saw it at version {state['version']}, "
+        f"{full_date(moment)} {clock(moment)} UTC. It does not update."
+    )
+    nonce = secrets.token_urlsafe(18)
+    body = render_page(
+        state,
+        opened_at=opened[0].recorded_at if opened else None,
+        url=str(request.url.replace(query="", fragment="")),
+        ws_url="'none'",
+        nonce=nonce,
+        assets=_ASSETS,
+        now=parse_time(moment),
+        frozen=banner,
+    )
+    return Response(body, 200, page_headers(nonce, "'none'"), media_type="text/html")
+
+
+_ASSETS = Assets()
+
+
 def router(services: Services) -> APIRouter:
     """``GET /live/{story}`` and its two static files."""
-    assets = Assets()
+    assets = _ASSETS
     routes = APIRouter(tags=["reader"])
 
     def answer(status: int, title: str, text: str, ws: str) -> Response:
