@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from services import auditcli, newsroom
 from services.settings import Settings
 
 app = typer.Typer(
@@ -33,6 +34,34 @@ DataDirOpt = Annotated[
 HostOpt = Annotated[Optional[str], typer.Option("--host", help="Interface to listen on.")]  # noqa: UP045
 HttpPortOpt = Annotated[Optional[int], typer.Option("--http-port", help="HTTP API port (8000).")]  # noqa: UP045
 WsPortOpt = Annotated[int | None, typer.Option("--ws-port", help="Websocket gateway port (8001).")]
+
+
+@app.callback()
+def options(
+    ctx: typer.Context,
+    token: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--token",
+            envvar="DATELINE_TOKEN",
+            show_envvar=True,
+            help="API token for the newsroom, token and audit commands.",
+        ),
+    ] = None,
+    api_url: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--api-url",
+            envvar="DATELINE_API_URL",
+            show_envvar=True,
+            help="The HTTP API (default http://127.0.0.1:8000).",
+        ),
+    ] = None,
+) -> None:
+    """Dateline: event-sourced live blogs with a hash-chained, auditable history."""
+    from services.client import Target
+
+    ctx.obj = Target.of(api_url, token)
 
 
 def _settings(**given: object) -> Settings:
@@ -145,6 +174,10 @@ def _need_redis(settings: Settings) -> None:
     if not settings.redis_url:
         typer.echo("error: --redis URL (or DATELINE_REDIS_URL) is required", err=True)
         raise typer.Exit(2)
+
+
+newsroom.register(app)
+app.add_typer(auditcli.app)
 
 
 def main() -> None:

@@ -49,7 +49,7 @@ READ_BATCH = 1_000
 
 def now_iso() -> str:
     """Server time as the envelope's ``recorded_at``: UTC, microseconds, ``Z``."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def new_id() -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import JsonValue
 
@@ -186,3 +186,23 @@ def test_an_empty_history_verifies_with_the_genesis_head() -> None:
         GENESIS,
         None,
     )
+
+
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
+    | st.text(st.characters(blacklist_categories=("Cs",))),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text(st.characters(blacklist_categories=("Cs",)), max_size=6), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json)
+def test_canonical_json_is_byte_for_byte_the_contracts_json_dumps(value: JsonValue) -> None:
+    """Whatever the value, canonical() writes exactly what the contract's json.dumps writes."""
+    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical(value) == expected.encode()
