@@ -239,11 +239,7 @@ def create_app(settings: Settings, url: str) -> FastAPI:
         if who is None:
             raise Unauthorized("unknown or revoked token")
         if not who.may(role):
-            article = {"editor": "an", "auditor": "an", "admin": "an"}
-            raise Forbidden(
-                f"this needs {article[role]} {role} token; {article[who.role]} {who.role} token "
-                "cannot do it"
-            )
+            raise Forbidden(f"this needs an {role} token; an {who.role} token cannot do it")
         return who
 
     def keyed(request: Request, who: Principal, body: Any) -> Keyed | None:
