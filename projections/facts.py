@@ -7,7 +7,6 @@ embed ids, open or closed, the pin (which a retraction takes away), version and 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 from functools import reduce
 
 from events.chain import Envelope
@@ -22,36 +21,35 @@ def _entry_id(envelope: Envelope) -> str:
 
 
 def apply(facts: StoryFacts, envelope: Envelope) -> StoryFacts:
-    """Fold one event into the facts."""
+    """Fold one event into the facts (one constructor call: this runs on every append)."""
     kind = envelope.type
-    facts = replace(facts, version=envelope.version, head_hash=envelope.hash)
+    status, pinned, entries = facts.status, facts.pinned, facts.entries
     if kind == "story.opened":
-        return replace(facts, status="live")
-    if kind == "story.closed":
-        return replace(facts, status="closed")
-    if kind == "story.updated":
-        return facts
-    entry_id = _entry_id(envelope)
-    if kind == "entry.published":
-        return replace(facts, entries=facts.entries.set(entry_id, EntryFacts()))
-    entry = facts.entries[entry_id]
-    if kind == "entry.retracted":
-        pinned = None if facts.pinned == entry_id else facts.pinned
-        retracted = EntryFacts(status="retracted")
-        return replace(facts, entries=facts.entries.set(entry_id, retracted), pinned=pinned)
-    if kind == "entry.pinned":
-        return replace(facts, pinned=entry_id)
-    if kind == "entry.unpinned":
-        return replace(facts, pinned=None)
-    if kind in ("embed.attached", "embed.removed"):
-        embed_id = envelope.data["embed_id"]
-        if not isinstance(embed_id, str):
-            raise TypeError(f"embed_id of {envelope.type} v{envelope.version} is not a string")
-        embeds = (
-            entry.embeds | {embed_id} if kind == "embed.attached" else entry.embeds - {embed_id}
-        )
-        return replace(facts, entries=facts.entries.set(entry_id, replace(entry, embeds=embeds)))
-    return facts  # entry.edited, entry.corrected: nothing a decision looks at changes
+        status = "live"
+    elif kind == "story.closed":
+        status = "closed"
+    elif kind != "story.updated":
+        entry_id = _entry_id(envelope)
+        if kind == "entry.published":
+            entries = entries.set(entry_id, EntryFacts())
+        elif kind == "entry.retracted":
+            pinned = None if pinned == entry_id else pinned
+            entries = entries.set(entry_id, EntryFacts(status="retracted"))
+        elif kind == "entry.pinned":
+            pinned = entry_id
+        elif kind == "entry.unpinned":
+            pinned = None
+        elif kind in ("embed.attached", "embed.removed"):
+            entry = entries[entry_id]
+            embed_id = envelope.data["embed_id"]
+            if not isinstance(embed_id, str):
+                raise TypeError(f"embed_id of {envelope.type} v{envelope.version} is not a string")
+            embeds = (
+                entry.embeds | {embed_id} if kind == "embed.attached" else entry.embeds - {embed_id}
+            )
+            entries = entries.set(entry_id, EntryFacts(entry.status, embeds))
+        # entry.edited, entry.corrected: nothing a decision looks at changes
+    return StoryFacts(facts.story, envelope.version, envelope.hash, status, pinned, entries)
 
 
 def replay(
