@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as redis
 import uvicorn
 
-from services.api import create_app
+from services.api import create_app, front
 from services.embedded import EmbeddedValkey
 from services.gateway import Gateway
 from services.projector import TRIM_EVERY_S, Projector, build_broker, ensure_groups, trim_feeds
@@ -76,7 +76,7 @@ async def bootstrap_admin(url: str, settings: Settings) -> None:
 
 def _server(settings: Settings, url: str) -> uvicorn.Server:
     config = uvicorn.Config(
-        create_app(settings, url),
+        front(create_app(settings, url)),
         host=settings.host,
         port=settings.http_port,
         log_level="warning",
