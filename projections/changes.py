@@ -9,7 +9,7 @@ whole story.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from pydantic import JsonValue
 
@@ -50,7 +50,7 @@ def step(view: View, envelope: Envelope) -> tuple[View, dict[str, JsonValue]]:
     if after.pinned != before.pinned or (after.pinned is not None and after.pinned == entry_id):
         pinned = after.entries[after.pinned].to_json() if after.pinned else None
         meta_changed = True
-    view = replace(view, state=after, pinned=pinned, key_events=key_events)
+    view = View(after, pinned, key_events)
     return view, {
         "type": "change",
         "story": after.story,

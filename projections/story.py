@@ -168,12 +168,47 @@ class StoryState:
         }
 
 
-def _entry(state: StoryState, entry_id: str) -> Entry:
-    return state.entries[entry_id]
+def _moved(
+    state: StoryState, version: int, at: str, entries: Map[str, Entry], pinned: str | None
+) -> StoryState:
+    """The story after an entry event (constructed directly: this runs for every event)."""
+    return StoryState(
+        state.story,
+        version,
+        state.title,
+        state.summary,
+        state.status,
+        state.closed_note,
+        at,
+        pinned,
+        entries,
+    )
 
 
-def _put(state: StoryState, entry: Entry, **changes: object) -> Map[str, Entry]:
-    return state.entries.set(entry.entry_id, replace(entry, **changes))  # type: ignore[arg-type]
+def _revised(
+    entry: Entry,
+    at: str,
+    body: str | None,
+    headline: str | None,
+    corrections: tuple[Note, ...],
+    embeds: tuple[Embed, ...],
+    retraction: Note | None = None,
+) -> Entry:
+    """The entry after a change; a retraction note makes it retracted."""
+    return Entry(
+        entry.entry_id,
+        body,
+        entry.published_at,
+        at,
+        entry.published_version,
+        headline,
+        entry.time_label,
+        entry.key_event,
+        "retracted" if retraction is not None else entry.status,
+        retraction or entry.retraction,
+        corrections,
+        embeds,
+    )
 
 
 def apply(state: StoryState, envelope: Envelope) -> StoryState:
@@ -181,7 +216,7 @@ def apply(state: StoryState, envelope: Envelope) -> StoryState:
     event = payload(envelope)
     at = envelope.recorded_at
     version = envelope.version
-    base = {"version": version, "updated_at": at}
+    entries = state.entries
     if isinstance(event, EntryPublished):
         entry = Entry(
             entry_id=event.entry_id,
@@ -193,52 +228,51 @@ def apply(state: StoryState, envelope: Envelope) -> StoryState:
             updated_at=at,
             published_version=version,
         )
-        return replace(state, entries=state.entries.set(entry.entry_id, entry), **base)  # type: ignore[arg-type]
+        return _moved(state, version, at, entries.set(entry.entry_id, entry), state.pinned)
     if isinstance(event, EntryEdited):
-        entry = _entry(state, event.entry_id)
+        entry = entries[event.entry_id]
         headline = event.headline if event.headline is not None else entry.headline
-        entries = _put(state, entry, body=event.body, headline=headline, updated_at=at)
-        return replace(state, entries=entries, **base)  # type: ignore[arg-type]
+        entry = _revised(entry, at, event.body, headline, entry.corrections, entry.embeds)
+        return _moved(state, version, at, entries.set(entry.entry_id, entry), state.pinned)
     if isinstance(event, EntryCorrected):
-        entry = _entry(state, event.entry_id)
+        entry = entries[event.entry_id]
         notes = (*entry.corrections, Note(event.note, at, version))
-        entries = _put(state, entry, body=event.body, corrections=notes, updated_at=at)
-        return replace(state, entries=entries, **base)  # type: ignore[arg-type]
+        entry = _revised(entry, at, event.body, entry.headline, notes, entry.embeds)
+        return _moved(state, version, at, entries.set(entry.entry_id, entry), state.pinned)
     if isinstance(event, EntryRetracted):
-        entry = _entry(state, event.entry_id)
-        entries = _put(
-            state,
-            entry,
-            body=None,
-            status="retracted",
-            retraction=Note(event.note, at, version),
-            embeds=(),
-            updated_at=at,
-        )
+        entry = entries[event.entry_id]
+        note = Note(event.note, at, version)
+        entry = _revised(entry, at, None, entry.headline, entry.corrections, (), note)
         pinned = None if state.pinned == event.entry_id else state.pinned
-        return replace(state, entries=entries, pinned=pinned, **base)  # type: ignore[arg-type]
+        return _moved(state, version, at, entries.set(entry.entry_id, entry), pinned)
     if isinstance(event, EntryPinned):
-        return replace(state, pinned=event.entry_id, **base)  # type: ignore[arg-type]
+        return _moved(state, version, at, entries, event.entry_id)
     if isinstance(event, EntryUnpinned):
-        return replace(state, pinned=None, **base)  # type: ignore[arg-type]
+        return _moved(state, version, at, entries, None)
     if isinstance(event, EmbedAttached):
-        entry = _entry(state, event.entry_id)
+        entry = entries[event.entry_id]
         embed = Embed(event.embed_id, event.kind, event.url, event.caption, event.alt)
-        entries = _put(state, entry, embeds=(*entry.embeds, embed), updated_at=at)
-        return replace(state, entries=entries, **base)  # type: ignore[arg-type]
+        entry = _revised(
+            entry, at, entry.body, entry.headline, entry.corrections, (*entry.embeds, embed)
+        )
+        return _moved(state, version, at, entries.set(entry.entry_id, entry), state.pinned)
     if isinstance(event, EmbedRemoved):
-        entry = _entry(state, event.entry_id)
+        entry = entries[event.entry_id]
         kept = tuple(e for e in entry.embeds if e.embed_id != event.embed_id)
-        entries = _put(state, entry, embeds=kept, updated_at=at)
-        return replace(state, entries=entries, **base)  # type: ignore[arg-type]
+        entry = _revised(entry, at, entry.body, entry.headline, entry.corrections, kept)
+        return _moved(state, version, at, entries.set(entry.entry_id, entry), state.pinned)
     if isinstance(event, StoryOpened):
-        return replace(state, title=event.title, summary=event.summary, **base)  # type: ignore[arg-type]
+        return replace(
+            state, title=event.title, summary=event.summary, version=version, updated_at=at
+        )
     if isinstance(event, StoryUpdated):
         title = event.title if event.title is not None else state.title
         summary = event.summary if event.summary is not None else state.summary
-        return replace(state, title=title, summary=summary, **base)  # type: ignore[arg-type]
+        return replace(state, title=title, summary=summary, version=version, updated_at=at)
     if isinstance(event, StoryClosed):
-        return replace(state, status="closed", closed_note=event.note, **base)  # type: ignore[arg-type]
+        return replace(
+            state, status="closed", closed_note=event.note, version=version, updated_at=at
+        )
     raise TypeError(f"no fold for event type {envelope.type!r}")  # a bug: decide() allowed it
 
 
