@@ -9,7 +9,8 @@ Rules:
   the kernel if we are killed outright;
 - servers are started and stopped outside the event loop, so a failure inside a measurement
   still reaches the ``finally`` that stops them;
-- a target is a ratio of ours to a baseline measured in the same run (``bench/floors.py``).
+- a target is a ratio of ours to a baseline measured in the same run, or an absolute threshold
+  with that baseline shown beside it (``bench/floors.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import ctypes
 import json
 import math
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -59,8 +61,10 @@ def parse_options(
     description: str,
     argv: Sequence[str] | None = None,
     parser: argparse.ArgumentParser | None = None,
+    fsync: str = "always",
 ) -> Options:
-    """The options every bench takes (``--quick``, ``--fsync``, ``--strict``, ``--json``)."""
+    """The options every bench takes (``--quick``, ``--fsync``, ``--strict``, ``--json``);
+    ``fsync`` is this bench's default ``appendfsync``."""
     parser = parser or argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--quick", action="store_true", help="small sizes: a smoke run of a few seconds"
@@ -68,8 +72,8 @@ def parse_options(
     parser.add_argument(
         "--fsync",
         choices=("always", "everysec"),
-        default="always",
-        help="the embedded Valkey's appendfsync (default always, the product's default)",
+        default=fsync,
+        help=f"the embedded Valkey's appendfsync (default {fsync}; always is the product's)",
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when any target is missed")
     parser.add_argument("--json", dest="json_out", type=Path, help="also write the checks here")
@@ -146,6 +150,39 @@ class Children:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def raise_fd_limit() -> int:
+    """Raise this process's open-files limit to its hard limit (children inherit it); the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def rss_bytes(pid: int) -> int:
+    """A process's resident set size (``VmRSS`` of ``/proc/PID/status``, Linux), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def wait_tcp(
+    proc: subprocess.Popen[bytes], port: int, log: Path | None, timeout: float = 30.0
+) -> None:
+    """Wait until something listens on ``127.0.0.1:port``, or fail with the child's log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+            raise RuntimeError(f"server exited with {proc.returncode} before it was ready:\n{tail}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listened on port {port} within {timeout:.0f} s")
 
 
 def free_port() -> int:
@@ -374,8 +411,13 @@ class Check:
         return self.ours / self.baseline if self.baseline else math.nan
 
     @property
+    def measured(self) -> float:
+        """What the target holds: ours itself for an absolute floor, else the ratio."""
+        return self.ours if self.floor.unit else self.ratio
+
+    @property
     def passed(self) -> bool:
-        return not math.isnan(self.ratio) and self.floor.passes(self.ratio)
+        return not math.isnan(self.measured) and self.floor.passes(self.measured)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -387,16 +429,25 @@ class Check:
             "ratio": self.ratio,
             "target": self.floor.target,
             "sense": self.floor.sense,
+            "absolute": self.floor.unit is not None,
+            "measured": self.measured,
+            "wanted": self.floor.wanted,
             "passed": self.passed,
         }
+
+
+DIGITS = {"ms": 3, "s": 3, "KB": 1}
+"""Decimals shown per unit in the targets table (0 for the rest: rates)."""
 
 
 def checks_table(title: str, checks: Sequence[Check]) -> None:
     rows = [
         [
             c.label,
-            f"{fmt(c.ours, 3 if c.unit == 'ms' else 0)} {c.unit}",
-            f"{fmt(c.baseline, 3 if c.unit == 'ms' else 0)} {c.unit}",
+            f"{fmt(c.ours, DIGITS.get(c.unit, 0))} {c.unit}",
+            f"{fmt(c.baseline, DIGITS.get(c.unit, 0))} {c.unit}"
+            if c.baseline and not math.isnan(c.baseline)
+            else "-",
             fmt(c.ratio, 2) + "x",
             c.floor.wanted,
             "PASS" if c.passed else "MISS",
