@@ -6,8 +6,7 @@ write path can hold it in memory for every open story.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from immutables import Map
 
@@ -16,16 +15,14 @@ from events.chain import GENESIS
 EntryStatus = Literal["published", "retracted"]
 
 
-@dataclass(frozen=True, slots=True)
-class EntryFacts:
+class EntryFacts(NamedTuple):
     """An entry's status and its embed ids."""
 
     status: EntryStatus = "published"
     embeds: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
-class StoryFacts:
+class StoryFacts(NamedTuple):
     """A story's version, chain head, open or closed, entries and pin."""
 
     story: str
@@ -33,7 +30,7 @@ class StoryFacts:
     head_hash: str = GENESIS
     status: Literal["absent", "live", "closed"] = "absent"
     pinned: str | None = None
-    entries: Map[str, EntryFacts] = field(default_factory=Map)
+    entries: Map[str, EntryFacts] = Map()  # immutable, so one shared empty map is safe
 
     @property
     def exists(self) -> bool:

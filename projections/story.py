@@ -18,32 +18,20 @@ paged by ``before``; ``key_events`` newest first.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
 from functools import reduce
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from immutables import Map
 from pydantic import JsonValue
 
 from events.chain import Envelope
-from events.decide import payload
-from events.embeds import EmbedAttached, EmbedKind, EmbedRemoved
-from events.entries import (
-    EntryCorrected,
-    EntryEdited,
-    EntryPinned,
-    EntryPublished,
-    EntryRetracted,
-    EntryUnpinned,
-)
-from events.story import StoryClosed, StoryOpened, StoryUpdated
+from events.embeds import EmbedKind
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 
 
-@dataclass(frozen=True, slots=True)
-class Note:
+class Note(NamedTuple):
     """A correction or retraction note as readers see it."""
 
     note: str
@@ -58,8 +46,7 @@ class Note:
         return cls(value["note"], value["at"], value["version"])
 
 
-@dataclass(frozen=True, slots=True)
-class Embed:
+class Embed(NamedTuple):
     """A video, image, social post, map or link on an entry."""
 
     embed_id: str
@@ -82,8 +69,7 @@ class Embed:
         return cls(value["embed_id"], value["kind"], value["url"], value["caption"], value["alt"])
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """One entry of a story, after every event so far."""
 
     entry_id: str
@@ -141,8 +127,7 @@ class Entry:
         return self.key_event and self.status == "published"
 
 
-@dataclass(frozen=True, slots=True)
-class StoryState:
+class StoryState(NamedTuple):
     """A story as readers see it at ``version``."""
 
     story: str
@@ -153,7 +138,7 @@ class StoryState:
     closed_note: str | None = None
     updated_at: str | None = None
     pinned: str | None = None
-    entries: Map[str, Entry] = field(default_factory=Map)
+    entries: Map[str, Entry] = Map()  # immutable, so one shared empty map is safe
 
     def meta_json(self) -> dict[str, JsonValue]:
         """The story's own fields, without pin, key events and entries."""
@@ -211,69 +196,105 @@ def _revised(
     )
 
 
+def _text(data: dict[str, JsonValue], key: str) -> str:
+    value = data[key]
+    if not isinstance(value, str):  # the decisions stored a string: anything else is a bug
+        raise TypeError(f"{key} is not a string")
+    return value
+
+
+def _maybe(data: dict[str, JsonValue], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _kind(data: dict[str, JsonValue]) -> EmbedKind:
+    value = data["kind"]
+    if value not in ("video", "image", "social", "map", "link"):
+        raise TypeError(f"unknown embed kind {value!r}")
+    return value  # type: ignore[return-value]  # narrowed by the membership test
+
+
 def apply(state: StoryState, envelope: Envelope) -> StoryState:
-    """Fold one event into the state: the next state, the given one untouched."""
-    event = payload(envelope)
+    """Fold one event into the state: the next state, the given one untouched.
+
+    Reads the stored ``data`` directly (it was built by a decision and its schema checked when
+    written), so a replay folds without validating every event again.
+    """
+    kind = envelope.type
+    data = envelope.data
     at = envelope.recorded_at
     version = envelope.version
     entries = state.entries
-    if isinstance(event, EntryPublished):
+    if kind == "entry.published":
         entry = Entry(
-            entry_id=event.entry_id,
-            body=event.body,
-            headline=event.headline,
-            time_label=event.time_label,
-            key_event=event.key_event,
+            entry_id=_text(data, "entry_id"),
+            body=_text(data, "body"),
+            headline=_maybe(data, "headline"),
+            time_label=_maybe(data, "time_label"),
+            key_event=data.get("key_event") is True,
             published_at=at,
             updated_at=at,
             published_version=version,
         )
         return _moved(state, version, at, entries.set(entry.entry_id, entry), state.pinned)
-    if isinstance(event, EntryEdited):
-        entry = entries[event.entry_id]
-        headline = event.headline if event.headline is not None else entry.headline
-        entry = _revised(entry, at, event.body, headline, entry.corrections, entry.embeds)
+    if kind == "entry.edited":
+        entry = entries[_text(data, "entry_id")]
+        headline = _maybe(data, "headline")
+        headline = headline if headline is not None else entry.headline
+        entry = _revised(entry, at, _text(data, "body"), headline, entry.corrections, entry.embeds)
         return _moved(state, version, at, entries.set(entry.entry_id, entry), state.pinned)
-    if isinstance(event, EntryCorrected):
-        entry = entries[event.entry_id]
-        notes = (*entry.corrections, Note(event.note, at, version))
-        entry = _revised(entry, at, event.body, entry.headline, notes, entry.embeds)
+    if kind == "entry.corrected":
+        entry = entries[_text(data, "entry_id")]
+        notes = (*entry.corrections, Note(_text(data, "note"), at, version))
+        entry = _revised(entry, at, _text(data, "body"), entry.headline, notes, entry.embeds)
         return _moved(state, version, at, entries.set(entry.entry_id, entry), state.pinned)
-    if isinstance(event, EntryRetracted):
-        entry = entries[event.entry_id]
-        note = Note(event.note, at, version)
+    if kind == "entry.retracted":
+        entry = entries[_text(data, "entry_id")]
+        note = Note(_text(data, "note"), at, version)
         entry = _revised(entry, at, None, entry.headline, entry.corrections, (), note)
-        pinned = None if state.pinned == event.entry_id else state.pinned
+        pinned = None if state.pinned == entry.entry_id else state.pinned
         return _moved(state, version, at, entries.set(entry.entry_id, entry), pinned)
-    if isinstance(event, EntryPinned):
-        return _moved(state, version, at, entries, event.entry_id)
-    if isinstance(event, EntryUnpinned):
+    if kind == "entry.pinned":
+        return _moved(state, version, at, entries, _text(data, "entry_id"))
+    if kind == "entry.unpinned":
         return _moved(state, version, at, entries, None)
-    if isinstance(event, EmbedAttached):
-        entry = entries[event.entry_id]
-        embed = Embed(event.embed_id, event.kind, event.url, event.caption, event.alt)
+    if kind == "embed.attached":
+        entry = entries[_text(data, "entry_id")]
+        embed = Embed(
+            _text(data, "embed_id"),
+            _kind(data),
+            _text(data, "url"),
+            _maybe(data, "caption"),
+            _maybe(data, "alt"),
+        )
         entry = _revised(
             entry, at, entry.body, entry.headline, entry.corrections, (*entry.embeds, embed)
         )
         return _moved(state, version, at, entries.set(entry.entry_id, entry), state.pinned)
-    if isinstance(event, EmbedRemoved):
-        entry = entries[event.entry_id]
-        kept = tuple(e for e in entry.embeds if e.embed_id != event.embed_id)
+    if kind == "embed.removed":
+        entry = entries[_text(data, "entry_id")]
+        gone = _text(data, "embed_id")
+        kept = tuple(e for e in entry.embeds if e.embed_id != gone)
         entry = _revised(entry, at, entry.body, entry.headline, entry.corrections, kept)
         return _moved(state, version, at, entries.set(entry.entry_id, entry), state.pinned)
-    if isinstance(event, StoryOpened):
-        return replace(
-            state, title=event.title, summary=event.summary, version=version, updated_at=at
+    if kind == "story.opened":
+        return state._replace(
+            title=_text(data, "title"),
+            summary=_maybe(data, "summary"),
+            version=version,
+            updated_at=at,
         )
-    if isinstance(event, StoryUpdated):
-        title = event.title if event.title is not None else state.title
-        summary = event.summary if event.summary is not None else state.summary
-        return replace(state, title=title, summary=summary, version=version, updated_at=at)
-    if isinstance(event, StoryClosed):
-        return replace(
-            state, status="closed", closed_note=event.note, version=version, updated_at=at
+    if kind == "story.updated":
+        title = _maybe(data, "title") or state.title
+        summary = _maybe(data, "summary")
+        summary = summary if summary is not None else state.summary
+        return state._replace(title=title, summary=summary, version=version, updated_at=at)
+    if kind == "story.closed":
+        return state._replace(
+            status="closed", closed_note=_maybe(data, "note"), version=version, updated_at=at
         )
-    raise TypeError(f"no fold for event type {envelope.type!r}")  # a bug: decide() allowed it
+    raise TypeError(f"no fold for event type {kind!r}")  # a bug: decide() allowed it
 
 
 def replay(

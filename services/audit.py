@@ -115,7 +115,7 @@ class Audit:
         events = await self.store.read(story, base + 1, version) if version > base else []
         touched = {i for e in events if (i := _entry_id(e)) is not None}
         entries = await self._entries_at(story, touched, base)
-        view = replace(view, state=replace(view.state, entries=Map(entries)))
+        view = replace(view, state=view.state._replace(entries=Map(entries)))
         for envelope in events:
             view, _ = step(view, envelope)
         high = version if before is None else min(version, before - 1)
