@@ -140,6 +140,23 @@ class StoryState(NamedTuple):
     pinned: str | None = None
     entries: Map[str, Entry] = Map()  # immutable, so one shared empty map is safe
 
+    @classmethod
+    def from_meta(
+        cls, meta: dict[str, Any], pinned: str | None, entries: Map[str, Entry] | None = None
+    ) -> StoryState:
+        """Back from ``meta_json`` (kept by the projector and in checkpoints), with some entries."""
+        return cls(
+            story=meta["story"],
+            version=meta["version"],
+            title=meta["title"],
+            summary=meta["summary"],
+            status=meta["status"],
+            closed_note=meta["closed_note"],
+            updated_at=meta["updated_at"],
+            pinned=pinned,
+            entries=entries if entries is not None else Map(),
+        )
+
     def meta_json(self) -> dict[str, JsonValue]:
         """The story's own fields, without pin, key events and entries."""
         return {

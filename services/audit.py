@@ -175,17 +175,8 @@ class Audit:
             if not intact:
                 self.bypassed += 1
                 return None
-            meta, pinned = body["meta"], body["pinned"]
-            state = StoryState(
-                story=story,
-                version=meta["version"],
-                title=meta["title"],
-                summary=meta["summary"],
-                status=meta["status"],
-                closed_note=meta["closed_note"],
-                updated_at=meta["updated_at"],
-                pinned=pinned["entry_id"] if pinned else None,
-            )
+            pinned = body["pinned"]
+            state = StoryState.from_meta(body["meta"], pinned["entry_id"] if pinned else None)
             return View(state, pinned, tuple(body["key_events"]))
         except (KeyError, TypeError, ValueError, orjson.JSONDecodeError):
             self.bypassed += 1

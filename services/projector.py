@@ -138,17 +138,8 @@ class Projector:
                         entry = Entry.from_json(orjson.loads(raw))
                         entries[entry.entry_id] = entry
             if meta:
-                m = orjson.loads(meta)
-                state = StoryState(
-                    story=story,
-                    version=m["version"],
-                    title=m["title"],
-                    summary=m["summary"],
-                    status=m["status"],
-                    closed_note=m["closed_note"],
-                    updated_at=m["updated_at"],
-                    pinned=pinned.decode() or None,
-                    entries=Map(entries),
+                state = StoryState.from_meta(
+                    orjson.loads(meta), pinned.decode() or None, Map(entries)
                 )
                 view = View(
                     state,

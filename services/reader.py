@@ -33,7 +33,6 @@ import re
 import secrets
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
@@ -46,6 +45,7 @@ from events.errors import DatelineError, UnknownStory
 from events.html import ALLOWED_TAGS, LINK_ATTRIBUTES, LINK_SCHEMES
 from events.ids import is_id
 from projections.story import DEFAULT_LIMIT
+from services.plaintext import one_line
 
 if TYPE_CHECKING:
     from services.api import Services
@@ -310,34 +310,6 @@ def render_key_events(items: Iterable[Any]) -> str:
 # -- structured data ----------------------------------------------------------------------------
 
 
-class _Text(HTMLParser):
-    """The text of a body, for JSON-LD's ``articleBody``."""
-
-    BLOCKS = frozenset({"p", "br", "li", "h3", "h4", "blockquote", "ul", "ol"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: Any) -> None:
-        if tag in self.BLOCKS:
-            self.parts.append(" ")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self.BLOCKS:
-            self.parts.append(" ")
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-
-def plain_text(body: str) -> str:
-    reader = _Text()
-    reader.feed(body)
-    reader.close()
-    return " ".join("".join(reader.parts).split())
-
-
 def shortened(text: str, limit: int = 110) -> str:
     """A headline for an entry without one: its text, cut at a word (Google reads 110)."""
     if len(text) <= limit:
@@ -357,7 +329,7 @@ def json_ld(state: dict[str, Any], opened_at: str | None, url: str) -> str:
     for e in shown:
         if e["status"] != "published":
             continue
-        text = plain_text(e["body"] or "")
+        text = one_line(e["body"] or "")
         headline = e.get("headline") or shortened(text)
         updates.append(
             {

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import sys
 from collections.abc import Callable
-from html.parser import HTMLParser
 from typing import Any
 
 import orjson
@@ -31,6 +29,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidURI, WebSocketException
 
 from events.errors import UnknownStory
+from services.plaintext import html_text
 
 Frame = dict[str, Any]
 OnFrame = Callable[[Frame], None]
@@ -178,51 +177,6 @@ async def follow(
 
 
 # -- rendering -------------------------------------------------------------------------------
-
-_BLOCKS = frozenset({"p", "h3", "h4", "blockquote", "ul", "ol"})
-
-
-class _PlainText(HTMLParser):
-    """The safe HTML subset as plain text: paragraphs, bullets, and links with their address."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.href: str | None = None
-        self.link_start = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _BLOCKS:
-            self.parts.append("\n\n")
-        elif tag == "br":
-            self.parts.append("\n")
-        elif tag == "li":
-            self.parts.append("\n• ")
-        elif tag == "a":
-            self.href = dict(attrs).get("href")
-            self.link_start = len(self.parts)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _BLOCKS:
-            self.parts.append("\n\n")
-        elif tag == "a" and self.href:
-            shown = "".join(self.parts[self.link_start :]).strip()
-            if self.href not in (shown, f"mailto:{shown}"):
-                self.parts.append(f" ({self.href})")
-            self.href = None
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-
-def html_text(html: str) -> str:
-    """An entry body as plain text for a terminal: tags dropped, paragraphs and links kept."""
-    parser = _PlainText()
-    parser.feed(html)
-    parser.close()
-    text = "".join(parser.parts)
-    lines = [re.sub(r"[ \t\r\f\v]+", " ", line).strip() for line in text.split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 def _when(entry: Frame) -> str:
