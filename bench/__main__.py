@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import fmt, say, table
+from bench.common import DIGITS, fmt, say, table
 
 BENCHES = ("append", "http_append", "projector", "fanout", "e2e_latency", "memory", "replay")
 
@@ -66,8 +66,8 @@ def main() -> int:
             for check in json.loads(out.read_text()):
                 missed |= not check["passed"]
                 if check.get("absolute"):
-                    measured = f"{fmt(check['ours'], 3 if check['unit'] in ('ms', 's') else 1)}"
-                    measured += f" {check['unit']}"
+                    unit = check["unit"]
+                    measured = f"{fmt(check['ours'], DIGITS.get(unit, 0))} {unit}"
                 else:
                     measured = fmt(check["ratio"], 2) + "x"
                 rows.append(

@@ -448,7 +448,7 @@ def checks_table(title: str, checks: Sequence[Check]) -> None:
             f"{fmt(c.baseline, DIGITS.get(c.unit, 0))} {c.unit}"
             if c.baseline and not math.isnan(c.baseline)
             else "-",
-            fmt(c.ratio, 2) + "x",
+            "-" if math.isnan(c.ratio) else fmt(c.ratio, 2) + "x",
             c.floor.wanted,
             "PASS" if c.passed else "MISS",
         ]

@@ -649,7 +649,8 @@ async def measure_server(
     phases: dict[str, Phase] = {}
     try:
         joined = await clients.connect(n)
-        say(f"  {server}: {n:,} clients subscribed in {joined['seconds']:.1f} s")
+        plural = "s" if n != 1 else ""
+        say(f"  {server}: {n:,} client{plural} subscribed in {joined['seconds']:.1f} s")
         for mode in modes:
             if ours:
                 first = setup.version + 1
