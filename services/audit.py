@@ -2,8 +2,10 @@
 re-walked (CONTRACT.md "HTTP API", audit rows; docs/audit.md).
 
 Rules:
-- the record (the story's stream) is the only source of truth; everything else here is derived
-  and checked before use;
+- the record (the story's stream) is the only source of truth; everything else here is derived:
+  checkpoints are checked before use (digest and version hash); the projector's indexes (entry
+  versions, the publish order) are written atomically with the state and trusted for speed, and
+  ``verify`` uses none of them;
 - ``replay(N)`` starts from the projector's checkpoint at or below N (one every
   ``CHECKPOINT_EVERY`` versions: the story-level view with its version's hash and a digest of
   itself), folds the events after it, and builds each entry on the page from that entry's own
@@ -232,7 +234,7 @@ class Audit:
                 continue
             data = envelope.data
             new_body = _text(data.get("body")) if envelope.type != "entry.retracted" else None
-            if envelope.type in ("entry.published", "entry.edited") and data.get("headline"):
+            if envelope.type in ("entry.published", "entry.edited") and "headline" in data:
                 headline = _text(data.get("headline"))
             out.append(
                 {

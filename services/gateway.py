@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -231,7 +232,11 @@ class Gateway:
                 )
             )
             return
-        current = await self.reads.version(story) if is_id(story) else 0
+        try:
+            current = await self.reads.version(story) if is_id(story) else 0
+        except DatelineError as error:  # the store is away: say so, and keep the connection
+            client.send(error_frame(error.code, error.message, story))
+            return
         if current == 0:
             client.send(error_frame("unknown_story", f"story {story!r} does not exist", story))
             return
@@ -362,7 +367,7 @@ class Gateway:
         else:
             client.send(error_frame("bad_request", f"unknown op {op!r}"))
 
-    async def start(self, host: str, port: int) -> Server:
+    async def start(self, host: str, port: int, sock: socket.socket | None = None) -> Server:
         """Listen, and start tailing the changes."""
         self._tail = asyncio.get_running_loop().create_task(self.tail())
         origins: list[Any] | None = None
@@ -370,8 +375,9 @@ class Gateway:
             origins = [*self.origins, None]  # None: clients that send no Origin (tools, tail)
         self._server = await serve(
             self.handle,
-            host,
-            port,
+            None if sock is not None else host,
+            None if sock is not None else port,
+            sock=sock,
             origins=origins,
             max_size=MAX_FRAME,
             compression=None,

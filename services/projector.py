@@ -53,10 +53,10 @@ CHANGES_KEPT = 1_024
 PARTITION_CHANGES_KEPT = 100_000
 """Changes kept on each partition's stream that gateways tail (a gateway further behind resets)."""
 TRIM_EVERY_S = 30.0
+"""How often a projector trims each feed up to what the group has acknowledged."""
 CHECKPOINT_EVERY = 1_000
 """Every this many versions the projector stores the story-level view (meta, pin, key events) with
 its version's hash, so a replay folds at most this many events (services/audit.py)."""
-"""How often a projector trims each feed up to what the group has acknowledged."""
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -151,19 +151,39 @@ class Projector:
             loaded[story] = _Loaded(int(version or 0), view, view.state.entries)
         return loaded
 
-    async def project(self, envelopes: Iterable[Envelope]) -> None:
-        """Fold a batch of envelopes (any stories, any order, duplicates allowed) into state."""
+    async def project(
+        self, envelopes: Iterable[Envelope], delivered: Sequence[bytes] | None = None
+    ) -> None:
+        """Fold a batch of envelopes (any stories, any order, duplicates allowed) into state.
+
+        ``delivered`` are the feed entry ids the envelopes came in (same order): each is
+        acknowledged by the script that writes its story's state, in the same atomic step, or,
+        for an event already applied, once the batch is done. So a batch costs one round trip,
+        and a crash between the state write and the acknowledgement cannot happen.
+        """
         stories: dict[str, dict[int, Envelope]] = defaultdict(dict)
-        for envelope in envelopes:
+        acks: dict[str, list[bytes]] = defaultdict(list)
+        for n, envelope in enumerate(envelopes):
             stories[envelope.story][envelope.version] = envelope
+            if delivered is not None:
+                acks[envelope.story].append(delivered[n])
         pending = {s: [v[k] for k in sorted(v)] for s, v in stories.items()}
         for _attempt in range(20):
             if not pending:
-                return
-            pending = await self._project_once(pending)
-        raise RuntimeError(f"projection of {sorted(pending)} kept racing another projector")
+                break
+            pending = await self._project_once(pending, acks)
+        else:
+            raise RuntimeError(f"projection of {sorted(pending)} kept racing another projector")
+        left = {story: ids for story, ids in acks.items() if ids}
+        if left:  # events already applied before: nothing was written, so acknowledge them now
+            async with self.client.pipeline(transaction=False) as pipe:
+                for story, ids in left.items():
+                    pipe.xack(keys.feed_of(story), GROUP, *ids)
+                await pipe.execute()
 
-    async def _project_once(self, stories: dict[str, list[Envelope]]) -> dict[str, list[Envelope]]:
+    async def _project_once(
+        self, stories: dict[str, list[Envelope]], acks: dict[str, list[bytes]]
+    ) -> dict[str, list[Envelope]]:
         loaded = await self._load(stories)
         retry: dict[str, list[Envelope]] = {}
         writes: list[tuple[str, int, View, list[Any]]] = []
@@ -179,6 +199,8 @@ class Projector:
                 retry[story] = missing + fresh
                 continue
             view, args = self._fold(story, current, fresh)
+            ids = acks.get(story, [])
+            args += [len(ids), GROUP, *ids]
             writes.append((story, fresh[0].version, view, args))
         if writes:
             results = await self._write(writes)
@@ -186,6 +208,7 @@ class Projector:
                 if result == -1:
                     self.applied += view.state.version - first + 1
                     self._keep(story, view)
+                    acks.pop(story, None)  # acknowledged by the script itself
                 else:
                     self._views.pop(story, None)
                     if result < view.state.version:
@@ -210,6 +233,7 @@ class Projector:
                         keys.partition_changes(p),
                         keys.entry_versions(story),
                         keys.checkpoints(story),
+                        keys.feed(p),
                     ]
                     pipe.evalsha(self._sha, len(names), *names, *args)
                 results = await pipe.execute(raise_on_error=False)
@@ -348,9 +372,10 @@ def build_broker(
         projector = holder.get("p")
         if projector is None:
             projector = holder["p"] = projector_factory()
-        raw = message.raw_message["data"]
-        await projector.project(Envelope.model_validate_json(item[DATA]) for item in raw)
-        await message.ack()
+        raw = message.raw_message
+        envelopes = [Envelope.model_validate_json(item[DATA]) for item in raw["data"]]
+        await projector.project(envelopes, raw["message_ids"])
+        # No message.ack(): project.lua acknowledged each entry with its story's state.
 
     for p in range(keys.PARTITIONS):
         for claim in (None, claim_idle_ms):

@@ -549,7 +549,7 @@ async def frozen_page(
     moment = at or str(state["updated_at"])
     banner = (
         f"Archived view: this live blog as readers saw it at version {state['version']}, "
-        f"{full_date(moment)} {clock(moment)} UTC. It does not update."
+        f"{full_date(moment)}. It does not update."
     )
     nonce = secrets.token_urlsafe(18)
     body = render_page(

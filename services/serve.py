@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as redis
 import uvicorn
 
+from events.errors import DatelineError, StoreUnavailable
 from services.api import create_app, front
 from services.embedded import EmbeddedValkey
 from services.gateway import Gateway
@@ -86,7 +88,7 @@ def _server(settings: Settings, url: str) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
-async def _serve_http(server: uvicorn.Server) -> None:
+async def _serve_http(server: uvicorn.Server, sock: socket.socket | None) -> None:
     """Serve HTTP until SIGINT or SIGTERM, then return so ``run`` can stop the rest.
 
     After a graceful shutdown uvicorn re-raises the signal it stopped on, to the handler it found:
@@ -98,7 +100,7 @@ async def _serve_http(server: uvicorn.Server) -> None:
     previous = {sig: signal.signal(sig, signal.default_int_handler) for sig in stops}
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            await server.serve()
+            await server.serve(sockets=[sock] if sock is not None else None)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -116,7 +118,12 @@ async def run(
     gateway: bool = True,
     extra: Extra | None = None,
 ) -> None:
-    """Run the chosen services (and ``extra``, cancelled when they stop) until SIGINT or SIGTERM."""
+    """Run the chosen services (and ``extra``, cancelled when they stop) until SIGINT or SIGTERM.
+
+    The listening sockets are bound first, so a port in use is reported before anything starts.
+    """
+    http_socket = listen(settings.host, settings.http_port, "HTTP") if api else None
+    ws_socket = listen(settings.host, settings.ws_port, "websocket") if gateway else None
     embedded: EmbeddedValkey | None = None
     url = settings.redis_url
     if url is None:
@@ -137,7 +144,7 @@ async def run(
         if gateway:
             hub_client = connect(url)
             hub = Gateway(hub_client, settings.allowed_origins())
-            await hub.start(settings.host, settings.ws_port)
+            await hub.start(settings.host, settings.ws_port, sock=ws_socket)
             say(f"gateway: {settings.public_ws_url()}")
         if extra is not None:
             beside = asyncio.get_running_loop().create_task(extra(url, settings))
@@ -147,7 +154,7 @@ async def run(
             say(f"reader pages: {base}/live/<story>")
             say(f"openapi: {base}/openapi.json")
             say("ready")
-            await _serve_http(_server(settings, url))
+            await _serve_http(_server(settings, url), http_socket)
         else:
             say("ready")
             stop = asyncio.Event()
@@ -170,7 +177,35 @@ async def run(
             embedded.stop()
 
 
+def listen(host: str, port: int, what: str) -> socket.socket:
+    """A bound listening socket, or a ``PortInUse`` that says which port and why."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError as error:
+        sock.close()
+        raise PortInUse(f"cannot listen for {what} on {host}:{port}: {error.strerror}") from None
+    sock.set_inheritable(False)
+    return sock
+
+
+class PortInUse(Exception):
+    """A port we were told to listen on cannot be had."""
+
+
 def main(settings: Settings, *, extra: Extra | None = None, **which: bool) -> None:
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(settings, extra=extra, **which))
+    """Run until stopped; a start that cannot happen is one line on stderr and exit 2 (3 when
+    the store cannot be reached), never a traceback."""
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run(settings, extra=extra, **which))
+    except PortInUse as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except DatelineError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        raise SystemExit(3 if isinstance(error, StoreUnavailable) else 2) from None
     sys.stdout.flush()

@@ -5,12 +5,14 @@
 -- KEYS[1] meta hash   KEYS[2] entries hash   KEYS[3] order zset   KEYS[4] partition's stories zset
 -- KEYS[5] story's changes stream   KEYS[6] partition's changes stream (what gateways tail)
 -- KEYS[7] entry versions hash (entry id -> ",v1,v2,...")   KEYS[8] checkpoints hash
+-- KEYS[9] the partition's feed (its delivered entries are acknowledged here, with the state)
 -- ARGV[1] from version   ARGV[2] to version   ARGV[3] meta JSON   ARGV[4] pinned entry id or ''
 -- ARGV[5] pinned entry JSON or ''   ARGV[6] key-events JSON   ARGV[7] activity score (microseconds)
 -- ARGV[8] story id   ARGV[9] story changes kept   ARGV[10] partition changes kept
--- then four counted sections, each a count n followed by its items:
+-- then five counted sections, each a count n followed by its items:
 --   changes: version, change JSON          entries: id, entry JSON, published version
 --   entry versions: id, version            checkpoints: version, checkpoint JSON
+--   acknowledgements: the group, then n feed entry ids
 -- Returns -1 when written, else the stored version (the caller re-reads and folds again).
 local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if cur ~= tonumber(ARGV[1]) then
@@ -46,11 +48,19 @@ at = at + 3 * n + 1
 n = tonumber(ARGV[at])
 for i = at + 1, at + 2 * n, 2 do
   local seen = redis.call('HGET', KEYS[7], ARGV[i]) or ''
-  redis.call('HSET', KEYS[7], ARGV[i], seen .. ',' .. ARGV[i + 1])
+  local newest = tonumber(string.match(seen, ',(%d+)$') or '0')
+  if tonumber(ARGV[i + 1]) > newest then  -- a rebuilt projection never lists a version twice
+    redis.call('HSET', KEYS[7], ARGV[i], seen .. ',' .. ARGV[i + 1])
+  end
 end
 at = at + 2 * n + 1
 n = tonumber(ARGV[at])
 for i = at + 1, at + 2 * n, 2 do
   redis.call('HSET', KEYS[8], ARGV[i], ARGV[i + 1])
+end
+at = at + 2 * n + 1
+n = tonumber(ARGV[at])
+if n > 0 then
+  redis.call('XACK', KEYS[9], ARGV[at + 1], unpack(ARGV, at + 2, at + 1 + n))
 end
 return -1
