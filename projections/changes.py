@@ -44,9 +44,11 @@ def step(view: View, envelope: Envelope) -> tuple[View, dict[str, JsonValue]]:
     if isinstance(entry_id, str) and entry_id in after.entries:
         entry = after.entries[entry_id]
         entry_json = entry.to_json()
-        updated = tuple(with_key_event(list(key_events), entry))
-        if updated != key_events:
-            key_events, meta_changed = updated, True
+        was = before.entries.get(entry_id)
+        if entry.is_key_event or (was is not None and was.is_key_event):  # else the list stays
+            updated = tuple(with_key_event(list(key_events), entry))
+            if updated != key_events:
+                key_events, meta_changed = updated, True
     if after.pinned != before.pinned or (after.pinned is not None and after.pinned == entry_id):
         pinned = after.entries[after.pinned].to_json() if after.pinned else None
         meta_changed = True
