@@ -32,7 +32,7 @@ import orjson
 import redis.asyncio as redis
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import CloseCode
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import State
 
 from events.errors import DatelineError
@@ -59,6 +59,11 @@ TAIL_COUNT = 1_000
 REPLAY_LIMIT = 2_000
 
 
+def wire(message: bytes) -> bytes:
+    """A JSON text message as the bytes of one unmasked, uncompressed websocket frame."""
+    return Frame(Opcode.TEXT, message).serialize(mask=False)
+
+
 def error_frame(code: str, message: str, story: str | None = None) -> bytes:
     body: dict[str, Any] = {"type": "error", "code": code, "message": message}
     if story is not None:
@@ -73,6 +78,7 @@ class Joiner:
     client: Client
     version: int = 0
     buffer: list[tuple[int, bytes]] = field(default_factory=list)
+    """Live changes (version, framed bytes) that arrived while it caught up."""
     ready: bool = False
     """Its snapshot or replay is sent; only the tail's own progress remains."""
 
@@ -104,15 +110,24 @@ class Client:
     flusher: asyncio.Task[None] | None = None
     closed: bool = False
 
-    def send(self, frame: bytes) -> bool:
-        """Queue one pre-encoded text frame without waiting; False once the client is gone."""
+    def send(self, message: bytes) -> bool:
+        """Send one JSON text message to this client alone (snapshots, replays, errors)."""
+        return self.write(wire(message))
+
+    def write(self, frame: bytes) -> bool:
+        """Queue one whole websocket frame, already framed, without waiting; False once gone.
+
+        Server frames are not masked and compression is off, so the frame of a change is the
+        same bytes for every client: ``Gateway.deliver`` frames it once and every live client
+        gets those bytes. Whole frames written straight to the transport interleave safely with
+        the control frames websockets writes itself (it flushes each as it makes it).
+        """
         connection = self.connection
         if self.closed or connection.protocol.state is not State.OPEN:
             return False
         if not self.backlog and not connection.paused:
             try:
-                connection.protocol.send_text(frame)
-                connection.send_data()
+                connection.transport.write(frame)
             except Exception:  # a broken transport: the handler will see it close
                 return False
             return True
@@ -133,8 +148,7 @@ class Client:
                 while self.backlog and not connection.paused:
                     frame = self.backlog.popleft()
                     self.owed -= len(frame)
-                    connection.protocol.send_text(frame)
-                    connection.send_data()
+                    connection.transport.write(frame)
         except Exception:  # the connection went away: nothing left to flush
             self.backlog.clear()
             self.owed = 0
@@ -194,13 +208,14 @@ class Gateway:
         if version <= channel.version:
             return  # already delivered (a tail restart re-reading): never twice
         channel.version = version
+        framed = wire(frame)  # framed once, the same bytes for every client
         for client in list(channel.live):
-            if client.send(frame):
+            if client.write(framed):
                 self.delivered += 1
             else:
                 self.drop(client)
         for joiner in list(channel.joining.values()):
-            joiner.buffer.append((version, frame))
+            joiner.buffer.append((version, framed))
             if joiner.ready:
                 self._settle(story, channel, joiner)
 
@@ -208,7 +223,7 @@ class Gateway:
         """A ready joiner whose version the tail has reached becomes live (no await: no race)."""
         for version, frame in joiner.buffer:
             if version == joiner.version + 1:
-                if not joiner.client.send(frame):
+                if not joiner.client.write(frame):
                     self.drop(joiner.client)
                     return
                 joiner.version = version
