@@ -36,3 +36,15 @@ def test_the_api_alone_needs_a_redis_url() -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "--redis" in done.stderr
+
+
+def test_listening_sockets_turn_nagle_off() -> None:
+    """Our sockets ask for TCP_NODELAY, so a 201 is never held back by Nagle's algorithm."""
+    from services.serve import listen
+
+    sock = listen("127.0.0.1", 0, "HTTP")
+    try:
+        assert sock.proto == socket.IPPROTO_TCP  # asyncio sets NODELAY on accepted TCP sockets
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        sock.close()
