@@ -15,6 +15,7 @@ small writes however long the story grows (docs/architecture.md).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
@@ -32,13 +33,12 @@ from faststream import AckPolicy
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.annotations import RedisBatchStreamMessage
 from immutables import Map
-from redis.exceptions import NoScriptError
 
 from events.chain import Envelope, canonical
 from projections.changes import View, step
 from projections.story import Entry, StoryState
 from services import keys
-from services.store import Store
+from services.store import GroupCommit, Store
 
 log = logging.getLogger("dateline.projector")
 
@@ -100,7 +100,7 @@ class Projector:
     def __init__(self, client: redis.Redis, store: Store) -> None:
         self.client = client
         self.store = store
-        self._sha: str | None = None
+        self._script = GroupCommit(client, PROJECT_SCRIPT)
         self._views: OrderedDict[str, _Loaded] = OrderedDict()
         self.applied = 0
         self.skipped = 0
@@ -216,34 +216,24 @@ class Projector:
         return retry
 
     async def _write(self, writes: list[tuple[str, int, View, list[Any]]]) -> list[Any]:
-        """Run ``project.lua`` for every story in one pipeline (EVALSHA; loaded once, again
-        only if the server forgot it)."""
-        for _attempt in range(2):
-            if self._sha is None:
-                self._sha = await self.client.script_load(PROJECT_SCRIPT)
-            async with self.client.pipeline(transaction=False) as pipe:
-                for story, _first, _view, args in writes:
-                    p = keys.partition(story)
-                    names = [
-                        keys.meta(story),
-                        keys.entries(story),
-                        keys.order(story),
-                        keys.stories(p),
-                        keys.changes(story),
-                        keys.partition_changes(p),
-                        keys.entry_versions(story),
-                        keys.checkpoints(story),
-                        keys.feed(p),
-                    ]
-                    pipe.evalsha(self._sha, len(names), *names, *args)
-                results = await pipe.execute(raise_on_error=False)
-            if not any(isinstance(r, NoScriptError) for r in results):
-                break
-            self._sha = None
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
-        return list(results)
+        """Run ``project.lua`` for every story at once: one EVALSHA alone, or one pipeline of
+        them (``services.store.GroupCommit``, which also reloads a script the server forgot)."""
+        calls = []
+        for story, _first, _view, args in writes:
+            p = keys.partition(story)
+            names = [
+                keys.meta(story),
+                keys.entries(story),
+                keys.order(story),
+                keys.stories(p),
+                keys.changes(story),
+                keys.partition_changes(p),
+                keys.entry_versions(story),
+                keys.checkpoints(story),
+                keys.feed(p),
+            ]
+            calls.append(self._script(names, args))
+        return list(await asyncio.gather(*calls))
 
     def _keep(self, story: str, view: View) -> None:
         if len(view.state.entries) > ENTRIES_KEPT:
@@ -364,11 +354,14 @@ def build_broker(
     url: str, projector_factory: Any, name: str | None = None, claim_idle_ms: int = CLAIM_IDLE_MS
 ) -> RedisBroker:
     """The FastStream broker with a batch subscriber and a claimer on every partition's feed."""
-    broker = RedisBroker(url, logger=None)
+    # apply_types=False: no FastDepends injection; the handler takes the message from the
+    # context, which costs less per batch than resolving a typed signature.
+    broker = RedisBroker(url, logger=None, apply_types=False)
     consumer = name or consumer_name()
     holder: dict[str, Projector] = {}
 
-    async def handle(message: RedisBatchStreamMessage) -> None:
+    async def handle(*_: Any) -> None:
+        message: RedisBatchStreamMessage = broker.context.get("message")
         projector = holder.get("p")
         if projector is None:
             projector = holder["p"] = projector_factory()
