@@ -275,7 +275,10 @@ class Projector:
             *changes,
         ]
         before = current.loaded
-        changed = [e for i, e in state.entries.items() if before.get(i) is not e]
+        touched = dict.fromkeys(index[::2])  # the entries these events name, in order
+        changed = [
+            e for i in touched if (e := state.entries.get(i)) is not None and before.get(i) is not e
+        ]  # never a scan of the whole story: a batch costs what its events touch
         args.append(len(changed))
         for entry in changed:
             args += [entry.entry_id, orjson.dumps(entry.to_json()), entry.published_version]
