@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import json
 import math
 import os
@@ -37,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.floors import Floor
-from services.embedded import EmbeddedValkey
+from services.embedded import EmbeddedValkey, die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 STORIES = 100
@@ -84,12 +83,6 @@ def parse_options(
 # -- processes ----------------------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    os.setpgid(0, 0)  # Ctrl-C reaches the child through us, after we have measured
-
-
 def _terminate_on_sigterm() -> None:
     """Turn SIGTERM into KeyboardInterrupt so every ``finally`` (and ``with``) runs."""
 
@@ -121,7 +114,7 @@ class Children:
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
             close_fds=True,
         )
         if log:

@@ -54,8 +54,8 @@ from bench.common import (
     Check,
     Children,
     Options,
-    _die_with_parent,
     checks_table,
+    die_with_parent,
     finish,
     fmt,
     free_port,
@@ -279,7 +279,7 @@ async def _serve_commands(pipe: Any, port: int, story: str) -> None:
 
 
 def _client_main(pipe: Any, port: int, story: str) -> None:  # pragma: no cover - child process
-    _die_with_parent()
+    die_with_parent()
     raise_fd_limit()
     try:
         import uvloop

@@ -43,7 +43,7 @@ def valkey_binary() -> Path:
     return get_binary_path()
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     """Ask Linux to SIGTERM this process when its parent dies."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -113,7 +113,7 @@ class EmbeddedValkey:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent,  # PR_SET_PDEATHSIG must be set in the child
+            preexec_fn=die_with_parent,  # PR_SET_PDEATHSIG must be set in the child
             close_fds=True,
             pass_fds=(self._lock,),
         )
