@@ -39,7 +39,6 @@ from services.projector import CHECKPOINT_EVERY
 from services.readmodel import ReadModel
 from services.store import Store, reachable
 
-VERIFY_BATCH = 5_000
 REVISION_TYPES = ("entry.published", "entry.edited", "entry.corrected", "entry.retracted")
 
 
@@ -259,18 +258,9 @@ class Audit:
         if head_version == 0:
             raise UnknownStory(f"story {story!r} does not exist")
         walk = ChainWalk()
-        start = 1
-        while True:
-            with reachable():
-                rows = await self.client.xrange(
-                    keys.events(story), f"{start}-0", "+", count=VERIFY_BATCH
-                )
-            for _, fields in rows:
-                if not walk.feed(Envelope.model_validate_json(fields[b"e"])):
-                    return walk.result()
-            if len(rows) < VERIFY_BATCH:
-                break
-            start = walk.count + 1
+        async for envelope in self.store.iterate(story):
+            if not walk.feed(envelope):
+                return walk.result()
         result = walk.result()
         if result.events != head_version or result.head_hash != head_hash:
             missing = min(result.events + 1, head_version)  # the record stops short of its head

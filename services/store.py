@@ -100,10 +100,6 @@ class _Cached:
     recorded_at: str = ""
 
 
-def _decode_entry(fields: dict[bytes, bytes]) -> Envelope:
-    return Envelope.model_validate_json(fields[b"e"])
-
-
 APPEND_SCRIPT = files("services.scripts").joinpath("append.lua").read_text()
 
 
@@ -199,12 +195,8 @@ class Store:
         limit: int | None = None,
     ) -> list[Envelope]:
         """Envelopes ``from_version..to_version`` in version order, at most ``limit``."""
-        end = "+" if to_version is None else f"{to_version}-0"
-        with reachable():
-            rows = await self.client.xrange(
-                keys.events(story), f"{max(from_version, 1)}-0", end, count=limit
-            )
-        return [_decode_entry(fields) for _, fields in rows]
+        rows = await self.read_raw(story, from_version, to_version, limit)
+        return [Envelope.model_validate_json(raw) for _, raw in rows]
 
     async def read_raw(
         self,
