@@ -15,7 +15,7 @@ import hashlib
 import os
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -213,7 +213,7 @@ class Store:
             )
         return [(int(stream_id.split(b"-", 1)[0]), fields[b"e"]) for stream_id, fields in rows]
 
-    async def iterate(self, story: str, from_version: int = 1):  # type: ignore[no-untyped-def]
+    async def iterate(self, story: str, from_version: int = 1) -> AsyncIterator[Envelope]:
         """Every envelope from ``from_version`` on, read in batches (for long stories)."""
         start = max(from_version, 1)
         while True:
