@@ -137,6 +137,28 @@ def append(
     )
 
 
+def write(
+    ctx: typer.Context,
+    story: str,
+    event_type: str,
+    data: Callable[[], dict[str, Any]],
+    expected_version: int | None,
+    key: str | None,
+    as_json: bool,
+    summary: Callable[[Envelope], str],
+) -> None:
+    """One newsroom write: build its data, append it with the run's key, print the result.
+
+    Building the data (reading a body from a file or stdin) and the append both report their
+    refusals the same way: the message on stderr and the contract's exit code.
+    """
+    with reported():
+        envelope = append(
+            ctx, story, event_type, data(), expected_version=expected_version, key=key
+        )
+    show(envelope, as_json, summary(envelope))
+
+
 def _of(envelope: Envelope) -> str:
     return f"version {envelope['version']} of {envelope['story']}"
 
@@ -247,18 +269,22 @@ def story_update(
     Example:
       dateline story update syria-live --title "Syria: ceasefire talks, live"
     """
-    with reported():
+
+    def fields() -> dict[str, Any]:
         if title is None and summary is None:
             raise CliRefused("give --title, --summary or both")
-        envelope = append(
-            ctx,
-            story,
-            "story.updated",
-            {"title": title, "summary": summary},
-            expected_version=expected_version,
-            key=key,
-        )
-    show(envelope, as_json, f"updated {envelope['story']} as version {envelope['version']}")
+        return {"title": title, "summary": summary}
+
+    write(
+        ctx,
+        story,
+        "story.updated",
+        fields,
+        expected_version,
+        key,
+        as_json,
+        lambda e: f"updated {e['story']} as version {e['version']}",
+    )
 
 
 @story_app.command("close")
@@ -275,11 +301,16 @@ def story_close(
     Example:
       dateline story close syria-live --note "This live blog has ended."
     """
-    with reported():
-        envelope = append(
-            ctx, story, "story.closed", {"note": note}, expected_version=expected_version, key=key
-        )
-    show(envelope, as_json, f"closed {envelope['story']} as version {envelope['version']}")
+    write(
+        ctx,
+        story,
+        "story.closed",
+        lambda: {"note": note},
+        expected_version,
+        key,
+        as_json,
+        lambda e: f"closed {e['story']} as version {e['version']}",
+    )
 
 
 # -- entries -----------------------------------------------------------------------------------
@@ -311,18 +342,22 @@ def publish(
       dateline publish syria-live --body-file update.html --headline "Ceasefire agreed" --key-event
       echo "<p>More soon.</p>" | dateline publish syria-live --body - --entry-id e-more
     """
-    with reported():
-        data = {
+    write(
+        ctx,
+        story,
+        "entry.published",
+        lambda: {
             "body": read_body(body, body_file),
             "headline": headline,
             "key_event": key_event or None,
             "time_label": time_label,
             "entry_id": entry_id,
-        }
-        envelope = append(
-            ctx, story, "entry.published", data, expected_version=expected_version, key=key
-        )
-    show(envelope, as_json, f"published {_entry(envelope)} as {_of(envelope)}")
+        },
+        expected_version,
+        key,
+        as_json,
+        lambda e: f"published {_entry(e)} as {_of(e)}",
+    )
 
 
 def correct(
@@ -343,12 +378,16 @@ def correct(
     Example:
       dateline correct syria-live e-3f2a --body "<p>Winds of 130 km/h.</p>" --note "We said 150 km/h."
     """
-    with reported():
-        data = {"entry_id": entry, "body": read_body(body, body_file), "note": note}
-        envelope = append(
-            ctx, story, "entry.corrected", data, expected_version=expected_version, key=key
-        )
-    show(envelope, as_json, f"corrected {_entry(envelope)} as {_of(envelope)}")
+    write(
+        ctx,
+        story,
+        "entry.corrected",
+        lambda: {"entry_id": entry, "body": read_body(body, body_file), "note": note},
+        expected_version,
+        key,
+        as_json,
+        lambda e: f"corrected {_entry(e)} as {_of(e)}",
+    )
 
 
 def edit(
@@ -367,12 +406,16 @@ def edit(
     Example:
       dateline edit syria-live e-3f2a --body "<p>Talks resume in Geneva.</p>"
     """
-    with reported():
-        data = {"entry_id": entry, "body": read_body(body, body_file), "headline": headline}
-        envelope = append(
-            ctx, story, "entry.edited", data, expected_version=expected_version, key=key
-        )
-    show(envelope, as_json, f"edited {_entry(envelope)} as {_of(envelope)}")
+    write(
+        ctx,
+        story,
+        "entry.edited",
+        lambda: {"entry_id": entry, "body": read_body(body, body_file), "headline": headline},
+        expected_version,
+        key,
+        as_json,
+        lambda e: f"edited {_entry(e)} as {_of(e)}",
+    )
 
 
 def retract(
@@ -392,16 +435,16 @@ def retract(
     Example:
       dateline retract syria-live e-3f2a --note "This report could not be confirmed."
     """
-    with reported():
-        envelope = append(
-            ctx,
-            story,
-            "entry.retracted",
-            {"entry_id": entry, "note": note},
-            expected_version=expected_version,
-            key=key,
-        )
-    show(envelope, as_json, f"retracted {_entry(envelope)} as {_of(envelope)}")
+    write(
+        ctx,
+        story,
+        "entry.retracted",
+        lambda: {"entry_id": entry, "note": note},
+        expected_version,
+        key,
+        as_json,
+        lambda e: f"retracted {_entry(e)} as {_of(e)}",
+    )
 
 
 def pin(
@@ -417,16 +460,16 @@ def pin(
     Example:
       dateline pin syria-live e-3f2a
     """
-    with reported():
-        envelope = append(
-            ctx,
-            story,
-            "entry.pinned",
-            {"entry_id": entry},
-            expected_version=expected_version,
-            key=key,
-        )
-    show(envelope, as_json, f"pinned {_entry(envelope)} as {_of(envelope)}")
+    write(
+        ctx,
+        story,
+        "entry.pinned",
+        lambda: {"entry_id": entry},
+        expected_version,
+        key,
+        as_json,
+        lambda e: f"pinned {_entry(e)} as {_of(e)}",
+    )
 
 
 def unpin(
@@ -442,16 +485,16 @@ def unpin(
     Example:
       dateline unpin syria-live e-3f2a
     """
-    with reported():
-        envelope = append(
-            ctx,
-            story,
-            "entry.unpinned",
-            {"entry_id": entry},
-            expected_version=expected_version,
-            key=key,
-        )
-    show(envelope, as_json, f"unpinned {_entry(envelope)} as {_of(envelope)}")
+    write(
+        ctx,
+        story,
+        "entry.unpinned",
+        lambda: {"entry_id": entry},
+        expected_version,
+        key,
+        as_json,
+        lambda e: f"unpinned {_entry(e)} as {_of(e)}",
+    )
 
 
 # -- embeds ------------------------------------------------------------------------------------
@@ -487,20 +530,23 @@ def embed_attach(
       dateline embed attach syria-live e-3f2a --kind video --url https://youtu.be/abc123
       dateline embed attach syria-live e-3f2a --kind image --url https://example.org/a.jpg --alt "A crowd in the square"
     """
-    with reported():
-        data = {
+    write(
+        ctx,
+        story,
+        "embed.attached",
+        lambda: {
             "entry_id": entry,
             "kind": kind.value,
             "url": url,
             "caption": caption,
             "alt": alt,
             "embed_id": embed_id,
-        }
-        envelope = append(
-            ctx, story, "embed.attached", data, expected_version=expected_version, key=key
-        )
-    embed = envelope["data"].get("embed_id")
-    show(envelope, as_json, f"attached {embed} to {_entry(envelope)} as {_of(envelope)}")
+        },
+        expected_version,
+        key,
+        as_json,
+        lambda e: f"attached {e['data'].get('embed_id')} to {_entry(e)} as {_of(e)}",
+    )
 
 
 @embed_app.command("remove")
@@ -518,16 +564,16 @@ def embed_remove(
     Example:
       dateline embed remove syria-live e-3f2a map-1
     """
-    with reported():
-        envelope = append(
-            ctx,
-            story,
-            "embed.removed",
-            {"entry_id": entry, "embed_id": embed},
-            expected_version=expected_version,
-            key=key,
-        )
-    show(envelope, as_json, f"removed {embed} from {_entry(envelope)} as {_of(envelope)}")
+    write(
+        ctx,
+        story,
+        "embed.removed",
+        lambda: {"entry_id": entry, "embed_id": embed},
+        expected_version,
+        key,
+        as_json,
+        lambda e: f"removed {embed} from {_entry(e)} as {_of(e)}",
+    )
 
 
 def register(app: typer.Typer) -> None:
