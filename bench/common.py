@@ -16,6 +16,7 @@ Rules:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import math
@@ -467,6 +468,18 @@ def main_wrapper(body: Any) -> int:
     except KeyboardInterrupt:
         say("interrupted: servers stopped")
         return 130
+
+
+def on_own_valkey(description: str, measure: Any, argv: Sequence[str] | None) -> int:
+    """The main of a bench that needs only a fresh embedded Valkey: ``measure(url, options)``."""
+    options = parse_options(description, argv)
+
+    def body() -> int:
+        with valkey(options.fsync) as url:
+            checks = asyncio.run(measure(url, options))
+        return finish(options, checks)
+
+    return main_wrapper(body)
 
 
 def machine_line(options: Options) -> str:

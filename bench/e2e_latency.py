@@ -27,7 +27,6 @@ Targets (bench/floors.py): 1 client p50 under 2 ms and p99 under 5 ms; 1,000 cli
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import sys
@@ -40,20 +39,14 @@ from bench.common import (
     Children,
     Options,
     checks_table,
-    finish,
     fmt,
     machine_line,
-    main_wrapper,
-    parse_options,
     percentile,
     process_cpu,
-    raise_fd_limit,
     say,
     table,
-    valkey,
-    workdir,
 )
-from bench.fanout import GAP, STORY, Phase, layout_option, measure_server, ms, setup_servers
+from bench.fanout import GAP, STORY, Phase, layout_main, measure_server, ms, setup_servers
 from bench.floors import E2E_MANY_P99, E2E_ONE_P50, E2E_ONE_P99
 from services import keys
 from services.redisclient import connect
@@ -207,16 +200,7 @@ async def measure(url: str, options: Options, children: Children, tmp: Path) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = layout_option(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
-    options = parse_options(parser.description or "", argv, parser)
-
-    def body() -> int:
-        raise_fd_limit()
-        with valkey(options.fsync) as url, workdir() as tmp, Children() as children:
-            checks = asyncio.run(measure(url, options, children, tmp))
-        return finish(options, checks)
-
-    return main_wrapper(body)
+    return layout_main(__doc__.splitlines()[0], measure, argv)
 
 
 if __name__ == "__main__":

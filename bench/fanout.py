@@ -788,8 +788,9 @@ def layout_option(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = layout_option(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+def layout_main(description: str, measure: Any, argv: Sequence[str] | None) -> int:
+    """The main of a bench that runs our services beside the floor server (fanout, e2e)."""
+    parser = layout_option(argparse.ArgumentParser(description=description))
     options = parse_options(parser.description or "", argv, parser)
 
     def body() -> int:
@@ -799,6 +800,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return finish(options, checks)
 
     return main_wrapper(body)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return layout_main(__doc__.splitlines()[0], measure, argv)
 
 
 if __name__ == "__main__":

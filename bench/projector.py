@@ -44,15 +44,12 @@ from bench.common import (
     Check,
     Options,
     checks_table,
-    finish,
     fmt,
     machine_line,
-    main_wrapper,
-    parse_options,
+    on_own_valkey,
     say,
     story_ids,
     table,
-    valkey,
     valkey_cpu,
 )
 from bench.floors import PROJECTOR
@@ -286,14 +283,7 @@ async def measure(url: str, options: Options) -> list[Check]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    options = parse_options(__doc__.splitlines()[0], argv)
-
-    def body() -> int:
-        with valkey(options.fsync) as url:
-            checks = asyncio.run(measure(url, options))
-        return finish(options, checks)
-
-    return main_wrapper(body)
+    return on_own_valkey(__doc__.splitlines()[0], measure, argv)
 
 
 if __name__ == "__main__":
