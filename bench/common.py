@@ -31,7 +31,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,44 +164,57 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-def wait_tcp(
-    proc: subprocess.Popen[bytes], port: int, log: Path | None, timeout: float = 30.0
+def _wait(
+    proc: subprocess.Popen[bytes],
+    log: Path | None,
+    timeout: float,
+    ready: Callable[[], bool],
+    what: str,
 ) -> None:
-    """Wait until something listens on ``127.0.0.1:port``, or fail with the child's log."""
+    """Poll ``ready`` until it holds; fail with the child's log if it exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
             raise RuntimeError(f"server exited with {proc.returncode} before it was ready:\n{tail}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+        if ready():
             return
         time.sleep(0.05)
-    raise RuntimeError(f"nothing listened on port {port} within {timeout:.0f} s")
+    raise RuntimeError(f"{what} within {timeout:.0f} s")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def wait_tcp(
+    proc: subprocess.Popen[bytes], port: int, log: Path | None, timeout: float = 30.0
+) -> None:
+    """Wait until something listens on ``127.0.0.1:port``, or fail with the child's log."""
+
+    def listening() -> bool:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return True
+        return False
+
+    _wait(proc, log, timeout, listening, f"nothing listened on port {port}")
 
 
 def wait_http(
     proc: subprocess.Popen[bytes], url: str, log: Path | None, timeout: float = 30.0
 ) -> None:
     """Wait until ``url`` answers 200, or fail with the child's log."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
-            raise RuntimeError(f"server exited with {proc.returncode} before it was ready:\n{tail}")
+
+    def answers() -> bool:
         try:
             with urllib.request.urlopen(url, timeout=1.0) as answer:  # noqa: S310 - our own loopback URL
-                if answer.status == 200:
-                    return
+                return bool(answer.status == 200)
         except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer 200 within {timeout:.0f} s")
+            return False
+
+    _wait(proc, log, timeout, answers, f"{url} did not answer 200")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
