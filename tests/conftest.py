@@ -21,11 +21,17 @@ import httpx
 import pytest
 import redis as redis_sync
 import redis.asyncio as redis
+from hypothesis import HealthCheck, settings
 
 from services.embedded import EmbeddedValkey
 from services.store import Store
 
 ADMIN_TOKEN = "test-admin-token-not-a-secret"
+
+# Timing belongs in bench/, never in a test: no per-example deadline and no "too slow" health
+# check, which would fail a property on a busy CI machine for reasons that are not the code's.
+settings.register_profile("dateline", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("dateline")
 ROOT = Path(__file__).resolve().parent.parent
 
 
