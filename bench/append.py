@@ -150,7 +150,7 @@ async def xadd_pipelined(client: redis.Redis, payload: bytes, seconds: float) ->
 
 
 async def measure(url: str, options: Options) -> list[Check]:
-    rounds, seconds = (1, 0.3) if options.quick else (3, 2.0)
+    rounds, seconds = (1, 0.3) if options.quick else (8, 0.75)
     warm = 0.1 if options.quick else 0.5
     store = Store.from_url(url)
     client = redis.Redis.from_url(url)

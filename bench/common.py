@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import redis as redis_sync
+
 from bench.floors import Floor
 from services.embedded import EmbeddedValkey, die_with_parent
 
@@ -219,11 +221,19 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def valkey(fsync: str) -> Iterator[str]:
-    """A fresh embedded Valkey in a temporary dir, removed afterwards; yields its URL."""
+    """A fresh embedded Valkey in a temporary dir, removed afterwards; yields its URL.
+
+    Automatic AOF rewrites are off: a rewrite forks a child that competes for the two cores, and
+    it would land on whichever configuration happens to run then (ours or a floor), which made
+    ratios swing between runs. Every append still goes to the AOF with the same fsync policy.
+    """
     root = Path(tempfile.mkdtemp(prefix="dateline-bench-"))
     server = EmbeddedValkey(root / "valkey", fsync=fsync)
     try:
-        yield server.start()
+        url = server.start()
+        with redis_sync.Redis.from_url(url) as admin:
+            admin.config_set("auto-aof-rewrite-percentage", 0)
+        yield url
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)

@@ -20,12 +20,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.resources import files
-from typing import Any
 
 import redis.asyncio as redis
 from pydantic import JsonValue
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from events.base import Command
@@ -41,6 +39,7 @@ from events.facts import StoryFacts
 from events.stamp import Stamp
 from projections import facts as facts_fold
 from services import keys
+from services.autopipeline import AutoPipeline, Script
 from services.redisclient import connect
 
 IDEMPOTENCY_TTL = 48 * 3600
@@ -103,74 +102,14 @@ class _Cached:
 APPEND_SCRIPT = files("services.scripts").joinpath("append.lua").read_text()
 
 
-class GroupCommit:
-    """Runs a script for many concurrent callers, sending those that wait in one pipeline.
-
-    A caller that finds nothing in flight sends at once (a lone writer pays one round trip);
-    callers that arrive meanwhile queue, and the one in flight sends the whole queue as one
-    pipeline when its own answer is in. So under load an append shares its round trip, and
-    redis-py's per-command cost, with the others: the group commit of databases. Each call stays
-    one atomic script run; only the trip to the server is shared.
-    """
-
-    def __init__(self, client: redis.Redis, source: str) -> None:
-        self.client = client
-        self.source = source
-        self.sha: str | None = None
-        self.queue: list[tuple[list[Any], asyncio.Future[Any]]] = []
-        self.busy = False
-
-    async def __call__(self, keys: list[str], args: list[Any]) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.queue.append(([len(keys), *keys, *args], future))
-        if not self.busy:
-            self.busy = True
-            try:
-                while self.queue:
-                    batch, self.queue = self.queue, []
-                    await self._send(batch)
-            finally:
-                self.busy = False
-        return await future
-
-    async def _send(self, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> None:
-        try:
-            for _attempt in range(2):
-                if self.sha is None:
-                    self.sha = await self.client.script_load(self.source)
-                if len(batch) == 1:
-                    try:
-                        results = [await self.client.evalsha(self.sha, *batch[0][0])]
-                    except NoScriptError as error:
-                        results = [error]
-                else:
-                    async with self.client.pipeline(transaction=False) as pipe:
-                        for command, _ in batch:
-                            pipe.evalsha(self.sha, *command)
-                        results = await pipe.execute(raise_on_error=False)
-                if not any(isinstance(r, NoScriptError) for r in results):
-                    break
-                self.sha = None  # the server restarted or flushed its scripts: load it again
-        except BaseException as error:  # the trip failed: every caller in it hears why
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(error if isinstance(error, Exception) else RuntimeError())
-            if not isinstance(error, Exception):
-                raise
-            return
-        for (_, future), result in zip(batch, results, strict=True):
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
-
-
 class Store:
     """Appends to and reads from the record on a Redis-protocol server."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
-        self._append = GroupCommit(client, APPEND_SCRIPT)
+        self.pipe = AutoPipeline(client)
+        """The write path's connection (appends, the projector's writes): auto-pipelined."""
+        self._append = Script(self.pipe, APPEND_SCRIPT)
         self._facts: OrderedDict[str, _Cached] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -179,6 +118,7 @@ class Store:
         return cls(connect(url))
 
     async def close(self) -> None:
+        await self.pipe.close()
         await self.client.aclose()
 
     async def ping(self) -> bool:
