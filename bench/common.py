@@ -40,6 +40,7 @@ import redis as redis_sync
 
 from bench.floors import Floor
 from services.embedded import EmbeddedValkey, die_with_parent
+from services.serve import collect_less
 
 ROOT = Path(__file__).resolve().parent.parent
 STORIES = 100
@@ -484,7 +485,13 @@ def finish(options: Options, checks: Sequence[Check]) -> int:
 
 
 def main_wrapper(body: Any) -> int:
-    """Run a bench's ``body()`` with SIGTERM treated like Ctrl-C; 130 when interrupted."""
+    """Run a bench's ``body()`` with SIGTERM treated like Ctrl-C; 130 when interrupted.
+
+    The bench process takes the garbage collector policy of the service processes
+    (``services.serve.collect_less``): what runs in-process here (the projector, stores) runs as
+    it does in ``dateline serve``, and the floors beside it run under the same policy.
+    """
+    collect_less()
     _terminate_on_sigterm()
     try:
         return int(body())

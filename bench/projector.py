@@ -28,6 +28,7 @@ Target (bench/floors.py): the real projector >= 0.5x the bare loop's events/s.
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 import time
 import uuid
@@ -226,6 +227,9 @@ async def measure(url: str, options: Options) -> list[Check]:
         if bare_n != total or any(views[s].state.version != per_story for s in stories):
             raise RuntimeError("the bare loop did not fold every event")
 
+        states.clear()  # the floors' folds: not ours to carry (or to walk in a GC pass)
+        views.clear()
+        gc.collect()
         real_s = await meter("real", real_projector(url, client, heads, limit=600))
 
         await wipe_projection(client, stories)

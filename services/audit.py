@@ -9,7 +9,7 @@ Rules:
 - ``replay(N)`` starts from the projector's checkpoint at or below N (one every
   ``CHECKPOINT_EVERY`` versions: the story-level view with its version's hash and a digest of
   itself), folds the events after it, and builds each entry on the page from that entry's own
-  events (the entry-versions index); a checkpoint whose digest or version hash does not match the
+  events (the entry index); a checkpoint whose digest or version hash does not match the
   record is bypassed for the one before it; without a checkpoint, or while the projector has not
   reached N, the replay folds the record from version 1;
 - ``at=T`` means the last event recorded at or before T (an event at exactly T included);
@@ -189,10 +189,13 @@ class Audit:
             return {}
         names = sorted(ids)
         with reachable():
-            lists = await self.client.hmget(keys.entry_versions(story), names)
+            async with self.client.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.zrange(keys.entry_index(story), *keys.entry_index_range(name), bylex=True)
+                lists = await pipe.execute()
             wanted = {
-                name: [v for v in _versions(raw) if v <= version]
-                for name, raw in zip(names, lists, strict=True)
+                name: [v for v in _versions(members) if v <= version]
+                for name, members in zip(names, lists, strict=True)
             }
             async with self.client.pipeline(transaction=False) as pipe:
                 order = [(name, v) for name, vs in wanted.items() for v in vs]
@@ -215,8 +218,10 @@ class Audit:
         await self.head(story)
         projected = await self.reads.version(story)  # first: the index holds at least this much
         with reachable():
-            raw = await self.client.hget(keys.entry_versions(story), entry_id)
-        versions = _versions(raw)
+            members = await self.client.zrange(
+                keys.entry_index(story), *keys.entry_index_range(entry_id), bylex=True
+            )
+        versions = _versions(members)
         events: list[Envelope] = []
         for v in versions:
             events += await self.store.read(story, v, v)
@@ -268,8 +273,9 @@ class Audit:
         return result
 
 
-def _versions(raw: bytes | None) -> list[int]:
-    return [int(v) for v in raw.decode().split(",") if v] if raw else []
+def _versions(members: list[bytes]) -> list[int]:
+    """The versions in an entry's index members (``<entry id>:<version>``), in order."""
+    return [int(m.rsplit(b":", 1)[1]) for m in members]
 
 
 def _entry_id(envelope: Envelope) -> str | None:

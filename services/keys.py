@@ -76,9 +76,15 @@ def partition_changes(p: int) -> str:
     return f"dateline:{{{p}}}:changes"
 
 
-def entry_versions(story: str) -> str:
-    """Audit index: entry id -> ``,v1,v2,...``, the versions of every event about that entry."""
-    return f"{tag(story)}:s:{story}:entry-versions"
+def entry_index(story: str) -> str:
+    """Audit index: a sorted set of ``<entry id>:<version, 12 digits>``, one member per event
+    about an entry, all scored 0, so one entry's versions are one lexical range (ZRANGE BYLEX)."""
+    return f"{tag(story)}:s:{story}:entry-index"
+
+
+def entry_index_range(entry_id: str) -> tuple[str, str]:
+    """The ZRANGE BYLEX bounds of one entry's members (entry ids never hold ``:``)."""
+    return f"[{entry_id}:", f"({entry_id};"
 
 
 def checkpoints(story: str) -> str:

@@ -230,7 +230,7 @@ class Projector:
                 keys.stories(p),
                 keys.changes(story),
                 keys.partition_changes(p),
-                keys.entry_versions(story),
+                keys.entry_index(story),
                 keys.checkpoints(story),
                 keys.feed(p),
             ]
@@ -251,14 +251,21 @@ class Projector:
     ) -> tuple[View, list[Any]]:
         view = current.view
         changes: list[Any] = []
-        index: list[Any] = []
+        index: list[str] = []
+        members: list[str] = []
         marks: list[Any] = []
+        written: dict[str, bytes] = {}  # entry id -> its JSON after the last change that names it
         for envelope in events:
             view, change = step(view, envelope)
+            entry = change["entry"]
+            if isinstance(entry, dict):  # the entry's JSON, serialized once for both writes
+                raw = written[str(entry["entry_id"])] = orjson.dumps(entry)
+                change = {**change, "entry": orjson.Fragment(raw)}
             changes += [envelope.version, orjson.dumps(change)]
             entry_id = _entry_id(envelope)
             if entry_id is not None:
-                index += [entry_id, envelope.version]
+                index.append(entry_id)
+                members.append(f"{entry_id}:{envelope.version:012d}")
             if envelope.version % CHECKPOINT_EVERY == 0:
                 marks += [envelope.version, checkpoint(view, envelope)]
         state = view.state
@@ -277,14 +284,17 @@ class Projector:
             *changes,
         ]
         before = current.loaded
-        touched = dict.fromkeys(index[::2])  # the entries these events name, in order
+        touched = dict.fromkeys(index)  # the entries these events name, in order
         changed = [
             e for i in touched if (e := state.entries.get(i)) is not None and before.get(i) is not e
         ]  # never a scan of the whole story: a batch costs what its events touch
         args.append(len(changed))
         for entry in changed:
-            args += [entry.entry_id, orjson.dumps(entry.to_json()), entry.published_version]
-        args += [len(index) // 2, *index, len(marks) // 2, *marks]
+            raw = written.get(entry.entry_id) or orjson.dumps(entry.to_json())
+            args += [entry.entry_id, raw]
+        for entry in changed:
+            args += [entry.published_version, entry.entry_id]
+        args += [len(members), *members, len(marks) // 2, *marks]
         return view, args
 
 

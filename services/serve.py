@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import socket
 import sys
@@ -199,9 +200,29 @@ class PortInUse(Exception):
     """A port we were told to listen on cannot be had."""
 
 
+GC_THRESHOLDS = (10_000, 10, 10)
+"""The cyclic collector's thresholds in a service process (Python's default: 700, 10, 10)."""
+
+
+def collect_less() -> None:
+    """The garbage collector policy of a long-running service process.
+
+    The projector keeps story views in memory (up to ``VIEWS_KEPT`` stories) and replaces their
+    entries with every event, so the collector's passes kept walking a large heap: a third of the
+    projector's CPU at 1,000 events a story (bench.projector; with the collector off, 16 µs less
+    per event). Objects built at start-up (modules, the FastAPI app, the schemas) are frozen out
+    of its walks, and a young-generation pass runs every 10,000 allocations instead of 700.
+    Nothing relies on prompt collection of cycles; memory is freed by reference counting as
+    before.
+    """
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def main(settings: Settings, *, extra: Extra | None = None, **which: bool) -> None:
     """Run until stopped; a start that cannot happen is one line on stderr and exit 2 (3 when
     the store cannot be reached), never a traceback."""
+    collect_less()
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run(settings, extra=extra, **which))

@@ -4,16 +4,36 @@
 -- applied twice.
 -- KEYS[1] meta hash   KEYS[2] entries hash   KEYS[3] order zset   KEYS[4] partition's stories zset
 -- KEYS[5] story's changes stream   KEYS[6] partition's changes stream (what gateways tail)
--- KEYS[7] entry versions hash (entry id -> ",v1,v2,...")   KEYS[8] checkpoints hash
+-- KEYS[7] entry index zset (members '<entry id>:<version, 12 digits>')   KEYS[8] checkpoints hash
 -- KEYS[9] the partition's feed (its delivered entries are acknowledged here, with the state)
 -- ARGV[1] from version   ARGV[2] to version   ARGV[3] meta JSON   ARGV[4] pinned entry id or ''
 -- ARGV[5] pinned entry JSON or ''   ARGV[6] key-events JSON   ARGV[7] activity score (microseconds)
 -- ARGV[8] story id   ARGV[9] story changes kept   ARGV[10] partition changes kept
 -- then five counted sections, each a count n followed by its items:
---   changes: version, change JSON          entries: id, entry JSON, published version
---   entry versions: id, version            checkpoints: version, checkpoint JSON
+--   changes: n pairs (version, change JSON)
+--   entries: n pairs (id, entry JSON), then n pairs (published version, id)
+--   entry index: n members
+--   checkpoints: n pairs (version, checkpoint JSON)
 --   acknowledgements: the group, then n feed entry ids
+-- Each section but the changes is written with one multi-argument command per CHUNK items, not
+-- one command per event: a batch of a hundred events costs a few calls, not hundreds.
 -- Returns -1 when written, else the stored version (the caller re-reads and folds again).
+local CHUNK = 1000
+local function many(command, key, prefix, first, count, width)
+  for at = first, first + count * width - 1, CHUNK * width do
+    local last = math.min(at + CHUNK * width - 1, first + count * width - 1)
+    if prefix then
+      local args = {}
+      for i = at, last do
+        args[#args + 1] = prefix
+        args[#args + 1] = ARGV[i]
+      end
+      redis.call(command, key, unpack(args))
+    else
+      redis.call(command, key, unpack(ARGV, at, last))
+    end
+  end
+end
 local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if cur ~= tonumber(ARGV[1]) then
   return cur
@@ -40,23 +60,19 @@ redis.call('HSET', KEYS[1], 'version', ARGV[2], 'json', ARGV[3], 'pinned', ARGV[
   'pinned_json', ARGV[5], 'key_events', ARGV[6])
 redis.call('ZADD', KEYS[4], ARGV[7], ARGV[8])
 n = tonumber(ARGV[at])
-for i = at + 1, at + 3 * n, 3 do
-  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
-  redis.call('ZADD', KEYS[3], ARGV[i + 2], ARGV[i])
+if n > 0 then
+  many('HSET', KEYS[2], nil, at + 1, n, 2)
+  many('ZADD', KEYS[3], nil, at + 1 + 2 * n, n, 2)
 end
-at = at + 3 * n + 1
+at = at + 4 * n + 1
 n = tonumber(ARGV[at])
-for i = at + 1, at + 2 * n, 2 do
-  local seen = redis.call('HGET', KEYS[7], ARGV[i]) or ''
-  local newest = tonumber(string.match(seen, ',(%d+)$') or '0')
-  if tonumber(ARGV[i + 1]) > newest then  -- a rebuilt projection never lists a version twice
-    redis.call('HSET', KEYS[7], ARGV[i], seen .. ',' .. ARGV[i + 1])
-  end
+if n > 0 then  -- score 0: the members sort by name, so one entry's versions are one lex range
+  many('ZADD', KEYS[7], '0', at + 1, n, 1)
 end
-at = at + 2 * n + 1
+at = at + n + 1
 n = tonumber(ARGV[at])
-for i = at + 1, at + 2 * n, 2 do
-  redis.call('HSET', KEYS[8], ARGV[i], ARGV[i + 1])
+if n > 0 then
+  many('HSET', KEYS[8], nil, at + 1, n, 2)
 end
 at = at + 2 * n + 1
 n = tonumber(ARGV[at])
