@@ -16,7 +16,6 @@ Rules:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import math
@@ -40,7 +39,7 @@ import redis as redis_sync
 
 from bench.floors import Floor
 from services.embedded import EmbeddedValkey, die_with_parent
-from services.serve import collect_less
+from services.serve import collect_less, run_loop
 
 ROOT = Path(__file__).resolve().parent.parent
 STORIES = 100
@@ -506,7 +505,7 @@ def on_own_valkey(description: str, measure: Any, argv: Sequence[str] | None) ->
 
     def body() -> int:
         with valkey(options.fsync) as url:
-            checks = asyncio.run(measure(url, options))
+            checks = run_loop(measure(url, options))  # the services' event loop, for ours and floors
         return finish(options, checks)
 
     return main_wrapper(body)

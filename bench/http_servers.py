@@ -3,14 +3,13 @@
 Each parses the JSON body, checks the bearer token, makes one version-checked EVALSHA XADD
 (``bench.common.BARE_SCRIPT``, versions kept in memory, a retry on a conflict) and answers 201 with
 the stored JSON. They are served exactly as ``services.serve`` serves the API (uvicorn.Server with
-the same Config, awaited inside ``asyncio.run``), so the event loop and HTTP parser are the same:
+the same Config, awaited in ``services.serve.run_loop``), so the event loop and HTTP parser are the same:
 
     python -m bench.http_servers starlette|fastapi PORT     (BENCH_REDIS_URL, BENCH_TOKEN)
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from typing import Annotated, Any
@@ -112,8 +111,11 @@ def fastapi_app(url: str, token: str) -> FastAPI:
 
 
 def serve(app: Any, port: int) -> None:
-    """As ``services.serve`` runs the API: same Config, ``Server.serve()`` in ``asyncio.run``."""
+    """As ``services.serve`` runs the API: same Config, ``Server.serve()`` on the same event loop
+    (``services.serve.run_loop``: uvloop where installed) and the same HTTP parser (httptools)."""
     import uvicorn
+
+    from services.serve import run_loop
 
     config = uvicorn.Config(
         app,
@@ -123,7 +125,7 @@ def serve(app: Any, port: int) -> None:
         access_log=False,
         lifespan="on",
     )
-    asyncio.run(uvicorn.Server(config).serve())
+    run_loop(uvicorn.Server(config).serve())
 
 
 if __name__ == "__main__":

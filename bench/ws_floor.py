@@ -1,8 +1,8 @@
 """The floor of the websocket benches: a minimal hand-written websockets.broadcast server.
 
 What a fan-out costs with nothing of ours in the way: a ``websockets`` server (the library and
-version the gateway uses, served the same way: ``serve`` awaited inside ``asyncio.run``, the
-default event loop, compression off, the same frame limit and heartbeat) where each connection
+version the gateway uses, served the same way: ``serve`` awaited in ``services.serve.run_loop``,
+the gateway's event loop (uvloop where installed), compression off, the same frame limit and heartbeat) where each connection
 sends one subscribe frame (any JSON object with ``"op": "subscribe"``), gets a small snapshot frame
 back and is then live; and one task that reads one stream with ``XREAD BLOCK`` and hands each
 entry's ``c`` field, as is, to ``websockets.broadcast`` as a text frame for every live connection.
@@ -96,7 +96,9 @@ async def main(port: int, url: str, stream: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(
+    from services.serve import run_loop
+
+    run_loop(
         main(
             int(sys.argv[1]), os.environ["BENCH_REDIS_URL"], os.environ.get("BENCH_STREAM", STREAM)
         )
