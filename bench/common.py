@@ -505,7 +505,9 @@ def on_own_valkey(description: str, measure: Any, argv: Sequence[str] | None) ->
 
     def body() -> int:
         with valkey(options.fsync) as url:
-            checks = run_loop(measure(url, options))  # the services' event loop, for ours and floors
+            checks = run_loop(
+                measure(url, options)
+            )  # the services' event loop, for ours and floors
         return finish(options, checks)
 
     return main_wrapper(body)
