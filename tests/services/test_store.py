@@ -125,3 +125,18 @@ async def test_a_key_reused_for_another_request_is_refused(store: Store, story_i
     with pytest.raises(IdempotencyKeyReused):
         await store.append(story_id, publish(), actor="editor:a", keyed=other)
     assert (await store.head(story_id))[0] == 2
+
+
+def test_event_ids_are_random_version_4_uuids() -> None:
+    """The envelope's ``id`` is a v4 UUID in its canonical text (contract: a UUID)."""
+    import uuid
+
+    from services.store import new_event_id
+
+    ids = {new_event_id() for _ in range(1_000)}
+    assert len(ids) == 1_000
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
