@@ -223,17 +223,13 @@ class Store:
         Also claims the key for this request across every story, so the same key with another
         request, on any story, is refused (CONTRACT "Idempotency identity").
         """
-        with reachable():
-            async with self.client.pipeline(transaction=False) as pipe:
-                pipe.get(keys.idempotency(story, keyed.scope))
-                pipe.set(
-                    keys.idempotency_claim(keyed.scope),
-                    keyed.fingerprint,
-                    nx=True,
-                    ex=IDEMPOTENCY_TTL,
-                )
-                pipe.get(keys.idempotency_claim(keyed.scope))
-                record, _, claim = await pipe.execute()
+        claim_key = keys.idempotency_claim(keyed.scope)
+        with reachable():  # three commands, one round trip on the write path's connection
+            record, _, claim = await asyncio.gather(
+                self.pipe.execute("GET", keys.idempotency(story, keyed.scope)),
+                self.pipe.execute("SET", claim_key, keyed.fingerprint, "NX", "EX", IDEMPOTENCY_TTL),
+                self.pipe.execute("GET", claim_key),
+            )
         if claim is not None and claim.decode() != keyed.fingerprint:
             raise IdempotencyKeyReused("this Idempotency-Key was used for another request")
         if record is None:
