@@ -30,7 +30,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 
 class _Wire(asyncio.Protocol):
-    """The connection: queued commands out, answers in, matched to their callers in order."""
+    """The connection: each command written as it comes, answers matched to callers in order."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
