@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 
@@ -10,7 +11,7 @@ from events.chain import GENESIS, verify
 from events.decide import parse_command, parse_open
 from events.errors import IdempotencyKeyReused, UnknownStory, VersionConflict
 from services import keys
-from services.store import Keyed, Store
+from services.store import Keyed, Store, new_event_id
 
 
 def publish(body: str = "<p>Update</p>", **data: object) -> object:
@@ -129,10 +130,6 @@ async def test_a_key_reused_for_another_request_is_refused(store: Store, story_i
 
 def test_event_ids_are_random_version_4_uuids() -> None:
     """The envelope's ``id`` is a v4 UUID in its canonical text (contract: a UUID)."""
-    import uuid
-
-    from services.store import new_event_id
-
     ids = {new_event_id() for _ in range(1_000)}
     assert len(ids) == 1_000
     for text in ids:
