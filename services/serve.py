@@ -23,7 +23,15 @@ from events.errors import DatelineError, StoreUnavailable
 from services.api import create_app, front
 from services.embedded import EmbeddedValkey
 from services.gateway import Gateway
-from services.projector import TRIM_EVERY_S, Projector, build_broker, ensure_groups, trim_feeds
+from services.projector import (
+    TRIM_EVERY_S,
+    Projector,
+    build_broker,
+    consumer_name,
+    ensure_groups,
+    recover,
+    trim_feeds,
+)
 from services.redisclient import connect
 from services.settings import Settings
 from services.store import Store
@@ -41,11 +49,14 @@ class Projection:
         self.url = url
         self.client = connect(url)
         self.store = Store(self.client)
-        self.broker = build_broker(url, lambda: Projector(self.client, self.store))
+        self.projector = Projector(self.client, self.store)
+        self.consumer = consumer_name()
+        self.broker = build_broker(url, lambda: self.projector, self.consumer)
         self._trim: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await ensure_groups(self.client)
+        await recover(self.client, self.projector, self.consumer)
         await self.broker.start()
         self._trim = asyncio.get_running_loop().create_task(self._trimmer())
 

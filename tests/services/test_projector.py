@@ -6,6 +6,9 @@ These tests run projectors of their own, each on a database of its own (``isolat
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import subprocess
 import time
 from collections.abc import AsyncIterator
 
@@ -15,7 +18,7 @@ import redis.asyncio as redis
 from events.decide import parse_command, parse_open
 from projections.story import render, replay
 from services import keys
-from services.projector import GROUP, Projector, build_broker, ensure_groups
+from services.projector import GROUP, Projector, build_broker, ensure_groups, recover
 from services.readmodel import ReadModel
 from services.store import Store
 
@@ -132,3 +135,66 @@ async def test_a_dead_projectors_pending_events_are_claimed(world: tuple) -> Non
     assert sum(x["pending"] for x in pending) == 0
     for story in heads:
         await assert_state_is_a_fresh_fold(client, store, story)
+
+
+async def take_everything(client: redis.Redis, consumer: str) -> int:
+    """Read every feed as ``consumer`` and never acknowledge: a projector that dies mid-batch."""
+    taken = 0
+    for p in range(keys.PARTITIONS):
+        got = await client.xreadgroup(GROUP, consumer, {keys.feed(p): ">"}, count=1000)
+        taken += sum(len(msgs) for _, msgs in got)
+    return taken
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+async def test_a_restart_folds_what_a_dead_local_projector_left_at_once(world: tuple) -> None:
+    """At start, events held by a projector of this host that no longer runs are folded at
+    once, not after the idle claim: a reader's min_version right after a restart gets them."""
+    _, client, store = world
+    heads = await fill(store, 4, 6)
+    dead = f"{socket.gethostname()}-{dead_pid()}"
+    assert await take_everything(client, dead) == sum(heads.values())
+    taken = await recover(client, Projector(client, store), "me-1")
+    assert taken == sum(heads.values())
+    for story, head in heads.items():
+        assert await ReadModel(client).version(story) == head
+        await assert_state_is_a_fresh_fold(client, store, story)
+    for p in range(keys.PARTITIONS):
+        assert (await client.xpending(keys.feed(p), GROUP))["pending"] == 0
+        names = [c["name"] for c in await client.xinfo_consumers(keys.feed(p), GROUP)]
+        assert dead.encode() not in names
+
+
+async def test_a_restart_under_its_own_name_folds_its_old_batch(world: tuple) -> None:
+    """A container restarted with the same hostname and pid is the same consumer: what that
+    name held before the restart is folded at start."""
+    _, client, store = world
+    heads = await fill(store, 2, 4)
+    await take_everything(client, "box-1")
+    assert await recover(client, Projector(client, store), "box-1") == sum(heads.values())
+    for story in heads:
+        await assert_state_is_a_fresh_fold(client, store, story)
+
+
+async def test_a_projector_that_may_be_alive_elsewhere_is_left_to_the_idle_claim(
+    world: tuple,
+) -> None:
+    """Another host's projector, or a live local one, keeps its batch: recovery takes nothing."""
+    _, client, store = world
+    heads = await fill(store, 2, 4)
+    await take_everything(client, "other-host-77")
+    assert await recover(client, Projector(client, store), "me-1") == 0
+    alive = f"{socket.gethostname()}-{os.getpid()}"
+    for p in range(keys.PARTITIONS):  # hand the batch to a live process of this host
+        held = await client.xpending_range(keys.feed(p), GROUP, "-", "+", 1000)
+        if held:
+            await client.xclaim(keys.feed(p), GROUP, alive, 0, [h["message_id"] for h in held])
+    assert await recover(client, Projector(client, store), "me-1") == 0
+    feeds = [keys.feed(p) for p in range(keys.PARTITIONS)]
+    pending = [(await client.xpending(feed, GROUP))["pending"] for feed in feeds]
+    assert sum(pending) == sum(heads.values())
