@@ -13,7 +13,7 @@ Then, each from the start of the feeds in a consumer group of its own:
   frame each event makes, serialized once), into views kept in memory (no state writes) + XACK;
 - ``bare loop folding the state alone`` (for information): the same with
   ``projections.story.apply`` only, no change frames: a stricter floor than the issue asks for;
-- ``real projector``: ``services.projector.build_broker`` + ``Projector`` (FastStream batch
+- ``real projector``: ``services.projector.Consumers`` + ``Projector`` (FastStream batch
   consumers) on a wiped projection, started after the feed is filled, timed until the projector
   has written every event (then the server confirms every feed drained, every story at its head);
 - ``bare loop + Projector.project`` (for information): the bare loop, but folding with
@@ -65,7 +65,7 @@ from events.story import StoryOpened
 from projections.changes import View, step
 from projections.story import StoryState, apply
 from services import keys
-from services.projector import GROUP, Projector, build_broker, ensure_groups
+from services.projector import GROUP, Consumers, Projector, ensure_groups
 from services.redisclient import connect
 from services.store import Store
 
@@ -184,7 +184,7 @@ async def real_projector(
 
     total = sum(heads.values())
     start = time.perf_counter()
-    broker = build_broker(url, factory, name="bench")
+    broker = Consumers(url, factory, name="bench")
     await broker.start()
     try:
         while not made or made[0].applied < total:
@@ -201,15 +201,16 @@ async def real_projector(
 
 
 async def wipe_projection(client: redis.Redis, stories: Sequence[str]) -> None:
-    """Delete everything but the record (streams, heads) and the feeds, and the projectors' group:
-    the projection starts anew from the start of the feeds."""
+    """Delete everything but the record (streams, heads) and the feeds, and every consumer group
+    on the feeds: the next run starts from the same server state as the first."""
     record = {k(s).encode() for s in stories for k in (keys.events, keys.head)}
     record |= {keys.feed(p).encode() for p in range(keys.PARTITIONS)}
     doomed = [name async for name in client.scan_iter(count=1_000) if name not in record]
     for at in range(0, len(doomed), 1_000):
         await client.delete(*doomed[at : at + 1_000])
     for p in range(keys.PARTITIONS):
-        await client.xgroup_destroy(keys.feed(p), GROUP)
+        for group in await client.xinfo_groups(keys.feed(p)):
+            await client.xgroup_destroy(keys.feed(p), group["name"])
 
 
 async def compact_aof(client: redis.Redis) -> None:
@@ -275,6 +276,7 @@ async def measure(url: str, options: Options) -> list[Check]:
                 orjson.dumps(change)
 
         async def meter(name: str, work: Awaitable[Any]) -> Any:
+            await wipe_projection(client, stories)  # the same server state for every run
             await compact_aof(client)
             gc.collect()  # what the run before left is not this one's to collect
             ours, server = time.process_time(), await valkey_cpu(client)
@@ -297,8 +299,6 @@ async def measure(url: str, options: Options) -> list[Check]:
             views.clear()  # the floor's fold: not ours to carry (or to walk in a GC pass)
 
         async def ours(n: int) -> None:
-            if n:
-                await wipe_projection(client, stories)
             await meter("real", real_projector(url, client, heads, limit=600))
 
         # Interleaved rounds, the order flipped each round (floor, ours; ours, floor; ...): what
@@ -313,7 +313,6 @@ async def measure(url: str, options: Options) -> list[Check]:
             raise RuntimeError("the bare loop did not fold every event")
         states.clear()
 
-        await wipe_projection(client, stories)
         own = connect(url)
         projector = Projector(own, Store(own))
 

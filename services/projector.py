@@ -16,13 +16,14 @@ small writes however long the story grows (docs/architecture.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import hashlib
 import logging
 import os
 import socket
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
@@ -431,40 +432,120 @@ async def lean_batch(message: Mapping[str, Any], original: Any) -> Any:
     return parsed
 
 
-def build_broker(
-    url: str, projector_factory: Any, name: str | None = None, claim_idle_ms: int = CLAIM_IDLE_MS
-) -> RedisBroker:
-    """The FastStream broker with a batch subscriber and a claimer on every partition's feed."""
-    # apply_types=False: no FastDepends injection; the handler takes the message from the
-    # context, which costs less per batch than resolving a typed signature.
-    broker = RedisBroker(url, logger=None, apply_types=False)
-    consumer = name or consumer_name()
-    holder: dict[str, Projector] = {}
+class Consumers:
+    """The projector's consumers: a FastStream batch subscriber on every partition's feed (the
+    consumer group ``projectors``), and a claimer that takes over what a dead projector left.
 
-    async def handle(*_: Any) -> None:
-        message: RedisBatchStreamMessage = broker.context.get("message")
-        projector = holder.get("p")
-        if projector is None:
-            projector = holder["p"] = projector_factory()
-        raw = message.raw_message
-        envelopes = [Envelope.model_validate_json(item[DATA]) for item in raw["data"]]
-        await projector.project(envelopes, raw["message_ids"])
-        # No message.ack(): project.lua acknowledged each entry with its story's state.
+    Each feed's batches are folded one after another, but the handler does not wait for its
+    batch's writes: it starts them and returns, so FastStream reads the next batch while
+    ``project.lua`` runs (the next batch waits for the one before it to be written). A batch
+    that fails is logged and stays pending; the claimer hands it to a projector again.
+    """
 
-    for p in range(keys.PARTITIONS):
-        for claim in (None, claim_idle_ms):
-            broker.subscriber(
+    def __init__(
+        self,
+        url: str,
+        projector_factory: Callable[[], Projector],
+        name: str | None = None,
+        claim_idle_ms: int = CLAIM_IDLE_MS,
+    ) -> None:
+        # apply_types=False: no FastDepends injection; the handler takes the message from the
+        # context, which costs less per batch than resolving a typed signature.
+        self.broker = RedisBroker(url, logger=None, apply_types=False)
+        self.consumer = name or consumer_name()
+        self.claim_idle_ms = claim_idle_ms
+        self._factory = projector_factory
+        self._projector: Projector | None = None
+        self._ahead: dict[str, asyncio.Task[None]] = {}
+        self._claimer: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        for p in range(keys.PARTITIONS):
+            self.broker.subscriber(
                 stream=_Feed(
                     keys.feed(p),
                     group=GROUP,
-                    consumer=consumer,
+                    consumer=self.consumer,
                     batch=True,
                     max_records=BATCH,
                     polling_interval=POLL_MS,
-                    min_idle_time=claim,
                 ),
                 ack_policy=AckPolicy.MANUAL,
                 no_reply=True,
                 parser=lean_batch,
-            )(handle)
-    return broker
+            )(self._handle)
+
+    @property
+    def projector(self) -> Projector:
+        if self._projector is None:
+            self._projector = self._factory()
+        return self._projector
+
+    async def start(self) -> None:
+        await self.broker.start()
+        self._claimer = asyncio.get_running_loop().create_task(self._claim_forever())
+
+    async def stop(self) -> None:
+        """Stop reading (a claim round under way ends first, so nothing it took is left
+        unfolded), then let the batches already started finish their writes."""
+        self._stopping.set()
+        if self._claimer is not None:
+            await self._claimer
+        await self.broker.stop()
+        if self._ahead:
+            await asyncio.wait(self._ahead.values())
+
+    async def _handle(self, *_: Any) -> None:
+        message: RedisBatchStreamMessage = self.broker.context.get("message")
+        raw = message.raw_message
+        envelopes = [Envelope.model_validate_json(item[DATA]) for item in raw["data"]]
+        await self._fold(raw["channel"], envelopes, raw["message_ids"])
+        # No message.ack(): project.lua acknowledges each entry with its story's state.
+
+    async def _fold(self, feed: str, envelopes: list[Envelope], ids: Sequence[bytes]) -> None:
+        """Start folding a batch once the feed's batch before it is done (written or failed)."""
+        before = self._ahead.get(feed)
+        if before is not None and not before.done():
+            await asyncio.wait([before])
+        task = asyncio.get_running_loop().create_task(self.projector.project(envelopes, ids))
+        task.add_done_callback(_report)
+        self._ahead[feed] = task
+
+    async def _claim_forever(self) -> None:
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.claim_idle_ms / 2_000)
+            if self._stopping.is_set():
+                return
+            try:
+                await self.claim()
+            except Exception as error:  # the store away, say: the next round tries again
+                log.warning("claiming idle feed entries failed: %s", error)
+
+    async def claim(self) -> int:
+        """Take over every feed entry delivered ``claim_idle_ms`` ago or more and still not
+        acknowledged (XAUTOCLAIM, ``BATCH`` at a time), and fold it. Returns how many."""
+        client = self.projector.client
+        taken = 0
+        for p in range(keys.PARTITIONS):
+            feed, start = keys.feed(p), "0-0"
+            while True:
+                reply = await client.xautoclaim(
+                    feed, GROUP, self.consumer, self.claim_idle_ms, start, count=BATCH
+                )
+                start, claimed = reply[0], reply[1]
+                found = [(i, fields) for i, fields in claimed if fields]
+                if found:
+                    envelopes = [Envelope.model_validate_json(f[DATA]) for _, f in found]
+                    await self._fold(feed, envelopes, [i for i, _ in found])
+                    taken += len(found)
+                if start in (b"0-0", "0-0"):
+                    break
+        return taken
+
+
+def _report(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error(
+            "folding a batch failed; its entries stay pending and are claimed again",
+            exc_info=error,
+        )

@@ -25,8 +25,8 @@ from services.embedded import EmbeddedValkey
 from services.gateway import Gateway
 from services.projector import (
     TRIM_EVERY_S,
+    Consumers,
     Projector,
-    build_broker,
     consumer_name,
     ensure_groups,
     recover,
@@ -51,13 +51,13 @@ class Projection:
         self.store = Store(self.client)
         self.projector = Projector(self.client, self.store)
         self.consumer = consumer_name()
-        self.broker = build_broker(url, lambda: self.projector, self.consumer)
+        self.consumers = Consumers(url, lambda: self.projector, self.consumer)
         self._trim: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await ensure_groups(self.client)
         await recover(self.client, self.projector, self.consumer)
-        await self.broker.start()
+        await self.consumers.start()
         self._trim = asyncio.get_running_loop().create_task(self._trimmer())
 
     async def _trimmer(self) -> None:
@@ -71,7 +71,7 @@ class Projection:
             self._trim.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._trim
-        await self.broker.stop()
+        await self.consumers.stop()
         await self.client.aclose()
 
 

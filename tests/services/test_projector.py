@@ -6,11 +6,13 @@ These tests run projectors of their own, each on a database of its own (``isolat
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as redis
@@ -18,7 +20,7 @@ import redis.asyncio as redis
 from events.decide import parse_command, parse_open
 from projections.story import render, replay
 from services import keys
-from services.projector import GROUP, Projector, build_broker, ensure_groups, recover
+from services.projector import GROUP, Consumers, Projector, ensure_groups, recover
 from services.readmodel import ReadModel
 from services.store import Store
 
@@ -76,7 +78,7 @@ async def test_two_projectors_share_the_work_and_apply_each_event_once(world: tu
     """Two projectors in one group split the feed; together they apply every event exactly once."""
     url, client, store = world
     a, b = Projector(client, store), Projector(client, store)
-    brokers = [build_broker(url, lambda: a, "a"), build_broker(url, lambda: b, "b")]
+    brokers = [Consumers(url, lambda: a, "a"), Consumers(url, lambda: b, "b")]
     for broker in brokers:
         await broker.start()
     try:
@@ -125,7 +127,7 @@ async def test_a_dead_projectors_pending_events_are_claimed(world: tuple) -> Non
         taken += sum(len(msgs) for _, msgs in got)
     assert taken == sum(heads.values())
     live = Projector(client, store)
-    broker = build_broker(url, lambda: live, "live", claim_idle_ms=300)
+    broker = Consumers(url, lambda: live, "live", claim_idle_ms=300)
     await broker.start()
     try:
         await wait_projected(client, heads)
@@ -198,3 +200,37 @@ async def test_a_projector_that_may_be_alive_elsewhere_is_left_to_the_idle_claim
     feeds = [keys.feed(p) for p in range(keys.PARTITIONS)]
     pending = [(await client.xpending(feed, GROUP))["pending"] for feed in feeds]
     assert sum(pending) == sum(heads.values())
+
+
+class FailsOnce(Projector):
+    """A projector whose first batch fails, as when the store drops mid-write."""
+
+    failed = 0
+
+    async def project(self, envelopes: Any, delivered: Any = None) -> None:
+        if not self.failed:
+            self.failed += 1
+            raise ConnectionError("the store went away")
+        await super().project(envelopes, delivered)
+
+
+async def test_a_failed_batch_is_logged_stays_pending_and_is_folded_by_the_claimer(
+    world: tuple, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The handler does not wait for a batch's writes; when they fail, nothing is lost."""
+    url, client, store = world
+    heads = await fill(store, 3, 5)
+    projector = FailsOnce(client, store)
+    consumers = Consumers(url, lambda: projector, "flaky", claim_idle_ms=300)
+    with caplog.at_level(logging.ERROR, logger="dateline.projector"):
+        await consumers.start()
+        try:
+            await wait_projected(client, heads)
+        finally:
+            await consumers.stop()
+    assert projector.failed == 1
+    assert "folding a batch failed" in caplog.text
+    for story in heads:
+        await assert_state_is_a_fresh_fold(client, store, story)
+    pending = [(await client.xpending(keys.feed(p), GROUP))["pending"] for p in range(16)]
+    assert sum(pending) == 0
