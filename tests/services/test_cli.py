@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -540,6 +541,10 @@ class LossyProxy:
         threading.Thread(target=self._pump, args=(conn, upstream), daemon=True).start()
         if dropping:
             upstream.recv(65536)  # the API answered: the request was handled
+            # shutdown first: a bare close() leaves the socket open while the pump thread is
+            # still in recv() on it, and the command would wait out its 30 s read timeout
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
             conn.close()
             upstream.close()
             return
