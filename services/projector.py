@@ -256,13 +256,14 @@ class Projector:
         members: list[str] = []
         marks: list[Any] = []
         written: dict[str, bytes] = {}  # entry id -> its JSON after the last change that names it
+        story_json = orjson.dumps(story)
         for envelope in events:
             view, change = step(view, envelope)
             entry = change["entry"]
+            raw = b"null"
             if isinstance(entry, dict):  # the entry's JSON, serialized once for both writes
                 raw = written[str(entry["entry_id"])] = orjson.dumps(entry)
-                change = {**change, "entry": orjson.Fragment(raw)}
-            changes += [envelope.version, orjson.dumps(change)]
+            changes += [envelope.version, frame(story_json, change, raw)]
             entry_id = _entry_id(envelope)
             if entry_id is not None:
                 index.append(entry_id)
@@ -297,6 +298,20 @@ class Projector:
             args += [entry.published_version, entry.entry_id]
         args += [len(members), *members, len(marks) // 2, *marks]
         return view, args
+
+
+def frame(story_json: bytes, change: dict[str, Any], entry_json: bytes) -> bytes:
+    """``orjson.dumps(change)``, byte for byte, from parts already serialized: the story id
+    (once a batch) and the entry (also written to the entries hash). Cheaper than a dict
+    merge and a second walk of the entry, per event."""
+    meta = change["story_meta"]
+    return b'{"type":"change","story":%b,"version":%d,"event":%b,"entry":%b,"story_meta":%b}' % (
+        story_json,
+        change["version"],
+        orjson.dumps(change["event"]),
+        entry_json,
+        b"null" if meta is None else orjson.dumps(meta),
+    )
 
 
 def checkpoint(view: View, envelope: Envelope) -> bytes:

@@ -14,15 +14,19 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 import pytest
 import redis.asyncio as redis
+from hypothesis import given
 
 from events.decide import parse_command, parse_open
-from projections.story import render, replay
+from projections.changes import View, step
+from projections.story import StoryState, render, replay
 from services import keys
-from services.projector import GROUP, Consumers, Projector, ensure_groups, recover
+from services.projector import GROUP, Consumers, Projector, ensure_groups, frame, recover
 from services.readmodel import ReadModel
 from services.store import Store
+from tests.strategies import PROPERTIES, STORY, histories
 
 
 @pytest.fixture
@@ -234,3 +238,15 @@ async def test_a_failed_batch_is_logged_stays_pending_and_is_folded_by_the_claim
         await assert_state_is_a_fresh_fold(client, store, story)
     pending = [(await client.xpending(keys.feed(p), GROUP))["pending"] for p in range(16)]
     assert sum(pending) == 0
+
+
+@PROPERTIES
+@given(histories())
+def test_a_change_frame_is_the_change_serialized_byte_for_byte(events: list[Any]) -> None:
+    """The projector writes frames from parts; readers get exactly ``orjson.dumps(change)``."""
+    view = View(StoryState(STORY))
+    for envelope in events:
+        view, change = step(view, envelope)
+        entry = change["entry"]
+        raw = orjson.dumps(entry) if entry is not None else b"null"
+        assert frame(orjson.dumps(STORY), change, raw) == orjson.dumps(change)
