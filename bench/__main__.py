@@ -14,10 +14,14 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from bench.common import DIGITS, fmt, say, table
 
+SETTLE_S = 3.0
+"""Idle seconds after each bench: fanout closes 10,000 sockets as it ends, and the bench after it
+(e2e_latency, paced single events) measured that teardown."""
 BENCHES = ("append", "http_append", "projector", "fanout", "e2e_latency", "memory", "replay")
 
 
@@ -60,6 +64,9 @@ def main() -> int:
                 proc.wait()  # it is stopping its servers
                 say("interrupted")
                 return 130
+            time.sleep(
+                SETTLE_S
+            )  # the bench's servers and clients are gone; let their sockets go too
             if code != 0 or not out.exists():
                 failed.append(name)
                 continue

@@ -20,7 +20,7 @@ Then, each from the start of the feeds in a consumer group of its own:
   ``Projector.project`` (the same state writes as the real one, without FastStream), on a wiped
   projection, so the table shows FastStream's share apart from our state writes.
 
-The bare loop and the real projector run in three interleaved rounds, the order flipped each
+The bare loop and the real projector run in five interleaved rounds, the order flipped each
 round, each timed run on a freshly rewritten append-only file; the table gives every run and the
 median, and the target compares the medians. The two information rows run once, after them.
 
@@ -237,7 +237,7 @@ def median(values: Sequence[float]) -> float:
 
 async def measure(url: str, options: Options) -> list[Check]:
     per_story = 50 if options.quick else 1_000
-    rounds = 1 if options.quick else 3
+    rounds = 1 if options.quick else 5
     stories = story_ids("proj")
     client = redis.Redis.from_url(url)
     runs: dict[str, list[tuple[float, float, float]]] = defaultdict(
