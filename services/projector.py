@@ -387,44 +387,16 @@ def _gone(consumer: str, me: str) -> bool:
     return False
 
 
-async def recover(client: redis.Redis, projector: Projector, me: str) -> int:
-    """Take over and fold, at start, the events a dead projector of this host left pending.
-
-    Without it they wait ``CLAIM_IDLE_MS`` for the idle claim, and a reader's ``min_version``
-    (5 s) can time out right after a restart. A consumer wrongly judged dead costs only work:
-    ``project.lua`` skips what is already applied. Returns how many events were taken over.
-    """
-    taken = 0
-    for p in range(keys.PARTITIONS):
-        feed = keys.feed(p)
-        for consumer in await client.xinfo_consumers(feed, GROUP):
-            name = consumer["name"].decode()
-            if not _gone(name, me):
-                continue
-            seen: set[bytes] = set()
-            while consumer["pending"]:
-                held = await client.xpending_range(
-                    feed, GROUP, min="-", max="+", count=BATCH, consumername=name
-                )
-                ids = [h["message_id"] for h in held if h["message_id"] not in seen]
-                if not ids:  # none left, or only what a failed fold left behind
-                    break
-                seen.update(ids)
-                claimed = await client.xclaim(feed, GROUP, me, 0, ids)
-                found = [(i, fields) for i, fields in claimed if fields]
-                gone = [i for i, fields in claimed if not fields]
-                if gone:  # trimmed from the feed: nothing left to fold
-                    await client.xack(feed, GROUP, *gone)
-                if found:
-                    envelopes = [Envelope.model_validate_json(f[DATA]) for _, f in found]
-                    await projector.project(envelopes, [i for i, _ in found])
-                taken += len(found)
-            if name != me:
-                await client.xgroup_delconsumer(feed, GROUP, name)
-    return taken
-
-
 DATA = b"__data__"
+
+
+def _batch(
+    entries: Iterable[tuple[bytes, Mapping[bytes, bytes] | None]],
+) -> tuple[list[Envelope], list[bytes]]:
+    """The envelopes of claimed feed entries and their ids; an entry trimmed from the feed
+    meanwhile comes back empty and has nothing to fold."""
+    found = [(i, fields) for i, fields in entries if fields]
+    return [Envelope.model_validate_json(f[DATA]) for _, f in found], [i for i, _ in found]
 
 
 class _Feed(StreamSub):  # type: ignore[type-arg]
@@ -496,6 +468,8 @@ class Consumers:
         return self._projector
 
     async def start(self) -> None:
+        """Fold what this host's dead projectors left, then read the feeds and claim."""
+        await self.recover()
         await self.broker.start()
         self._claimer = asyncio.get_running_loop().create_task(self._claim_forever())
 
@@ -536,6 +510,42 @@ class Consumers:
             except Exception as error:  # the store away, say: the next round tries again
                 log.warning("claiming idle feed entries failed: %s", error)
 
+    async def recover(self) -> int:
+        """Take over and fold at once the events that provably dead projectors (``_gone``) left
+        pending, and drop those consumers from the group. Returns how many events.
+
+        Without it they wait ``claim_idle_ms`` for the claimer, and a reader's ``min_version``
+        (5 s) can time out right after a restart. A consumer wrongly judged dead costs only
+        work: ``project.lua`` skips what is already applied.
+        """
+        client, me, taken = self.projector.client, self.consumer, 0
+        for p in range(keys.PARTITIONS):
+            feed = keys.feed(p)
+            for consumer in await client.xinfo_consumers(feed, GROUP):
+                name = consumer["name"].decode()
+                if not _gone(name, me):
+                    continue
+                seen: set[bytes] = set()
+                while consumer["pending"]:
+                    held = await client.xpending_range(
+                        feed, GROUP, min="-", max="+", count=BATCH, consumername=name
+                    )
+                    ids = [h["message_id"] for h in held if h["message_id"] not in seen]
+                    if not ids:  # none left, or only what a failed fold left behind
+                        break
+                    seen.update(ids)
+                    claimed = await client.xclaim(feed, GROUP, me, 0, ids)
+                    gone = [i for i, fields in claimed if not fields]
+                    if gone:  # trimmed from the feed: nothing left to fold
+                        await client.xack(feed, GROUP, *gone)
+                    envelopes, found = _batch(claimed)
+                    if found:
+                        await self.projector.project(envelopes, found)
+                    taken += len(found)
+                if name != me:
+                    await client.xgroup_delconsumer(feed, GROUP, name)
+        return taken
+
     async def claim(self) -> int:
         """Take over every feed entry delivered ``claim_idle_ms`` ago or more and still not
         acknowledged (XAUTOCLAIM, ``BATCH`` at a time), and fold it. Returns how many."""
@@ -547,11 +557,10 @@ class Consumers:
                 reply = await client.xautoclaim(
                     feed, GROUP, self.consumer, self.claim_idle_ms, start, count=BATCH
                 )
-                start, claimed = reply[0], reply[1]
-                found = [(i, fields) for i, fields in claimed if fields]
+                start = reply[0]
+                envelopes, found = _batch(reply[1])
                 if found:
-                    envelopes = [Envelope.model_validate_json(f[DATA]) for _, f in found]
-                    await self._fold(feed, envelopes, [i for i, _ in found])
+                    await self._fold(feed, envelopes, found)
                     taken += len(found)
                 if start in (b"0-0", "0-0"):
                     break

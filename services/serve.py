@@ -29,7 +29,6 @@ from services.projector import (
     Projector,
     consumer_name,
     ensure_groups,
-    recover,
     trim_feeds,
 )
 from services.redisclient import connect
@@ -56,7 +55,6 @@ class Projection:
 
     async def start(self) -> None:
         await ensure_groups(self.client)
-        await recover(self.client, self.projector, self.consumer)
         await self.consumers.start()
         self._trim = asyncio.get_running_loop().create_task(self._trimmer())
 

@@ -23,7 +23,7 @@ from events.decide import parse_command, parse_open
 from projections.changes import View, step
 from projections.story import StoryState, render, replay
 from services import keys
-from services.projector import GROUP, Consumers, Projector, ensure_groups, frame, recover
+from services.projector import GROUP, Consumers, Projector, ensure_groups, frame
 from services.readmodel import ReadModel
 from services.store import Store
 from tests.strategies import PROPERTIES, STORY, histories
@@ -152,6 +152,11 @@ async def take_everything(client: redis.Redis, consumer: str) -> int:
     return taken
 
 
+async def recover(url: str, projector: Projector, name: str) -> int:
+    """What a projector named ``name`` takes over as it starts."""
+    return await Consumers(url, lambda: projector, name).recover()
+
+
 def dead_pid() -> int:
     child = subprocess.Popen(["true"])
     child.wait()
@@ -161,11 +166,11 @@ def dead_pid() -> int:
 async def test_a_restart_folds_what_a_dead_local_projector_left_at_once(world: tuple) -> None:
     """At start, events held by a projector of this host that no longer runs are folded at
     once, not after the idle claim: a reader's min_version right after a restart gets them."""
-    _, client, store = world
+    url, client, store = world
     heads = await fill(store, 4, 6)
     dead = f"{socket.gethostname()}-{dead_pid()}"
     assert await take_everything(client, dead) == sum(heads.values())
-    taken = await recover(client, Projector(client, store), "me-1")
+    taken = await recover(url, Projector(client, store), "me-1")
     assert taken == sum(heads.values())
     for story, head in heads.items():
         assert await ReadModel(client).version(story) == head
@@ -179,10 +184,10 @@ async def test_a_restart_folds_what_a_dead_local_projector_left_at_once(world: t
 async def test_a_restart_under_its_own_name_folds_its_old_batch(world: tuple) -> None:
     """A container restarted with the same hostname and pid is the same consumer: what that
     name held before the restart is folded at start."""
-    _, client, store = world
+    url, client, store = world
     heads = await fill(store, 2, 4)
     await take_everything(client, "box-1")
-    assert await recover(client, Projector(client, store), "box-1") == sum(heads.values())
+    assert await recover(url, Projector(client, store), "box-1") == sum(heads.values())
     for story in heads:
         await assert_state_is_a_fresh_fold(client, store, story)
 
@@ -191,16 +196,16 @@ async def test_a_projector_that_may_be_alive_elsewhere_is_left_to_the_idle_claim
     world: tuple,
 ) -> None:
     """Another host's projector, or a live local one, keeps its batch: recovery takes nothing."""
-    _, client, store = world
+    url, client, store = world
     heads = await fill(store, 2, 4)
     await take_everything(client, "other-host-77")
-    assert await recover(client, Projector(client, store), "me-1") == 0
+    assert await recover(url, Projector(client, store), "me-1") == 0
     alive = f"{socket.gethostname()}-{os.getpid()}"
     for p in range(keys.PARTITIONS):  # hand the batch to a live process of this host
         held = await client.xpending_range(keys.feed(p), GROUP, "-", "+", 1000)
         if held:
             await client.xclaim(keys.feed(p), GROUP, alive, 0, [h["message_id"] for h in held])
-    assert await recover(client, Projector(client, store), "me-1") == 0
+    assert await recover(url, Projector(client, store), "me-1") == 0
     feeds = [keys.feed(p) for p in range(keys.PARTITIONS)]
     pending = [(await client.xpending(feed, GROUP))["pending"] for feed in feeds]
     assert sum(pending) == sum(heads.values())
