@@ -1,13 +1,14 @@
 """The projector: folds each appended event into the story state that readers get.
 
-A FastStream Redis consumer group (``projectors``) on every partition's feed, in batch mode
-(``StreamSub(batch=True)``): one handler call folds up to ``BATCH`` events and writes the states
-of all their stories in one pipeline. For each story, ``scripts/project.lua`` writes version
-``a..b`` only where the stored state is at ``a``: a redelivered event is skipped, never applied
-twice, and two projectors in one group can share the work. The batch is acknowledged only after
-its states are written; a projector that dies leaves its batch pending, and a live one claims it
-(XAUTOCLAIM) once it has been idle ``CLAIM_IDLE_MS``. When a story's state is behind the first
-event of a batch (another projector holds the events between), the gap is read from the record.
+``Consumers``: a FastStream Redis consumer group (``projectors``) on every partition's feed, in
+batch mode (``StreamSub(batch=True)``): each batch of up to ``BATCH`` events is folded by
+``Projector.project``, which writes the states of all its stories at once. For each story,
+``scripts/project.lua`` writes version ``a..b`` only where the stored state is at ``a``: a
+redelivered event is skipped, never applied twice, and two projectors in one group can share the
+work. A batch is acknowledged by the script that writes its states; a projector that dies leaves
+its batch pending, and a live one claims it (XAUTOCLAIM) once it has been idle ``CLAIM_IDLE_MS``,
+or at once if it starts on the same host. When a story's state is behind the first event of a
+batch (another projector holds the events between), the gap is read from the record.
 
 State layout: one hash field per entry plus an ordered index, so an event costs a constant number of
 small writes however long the story grows (docs/architecture.md).
@@ -393,8 +394,8 @@ DATA = b"__data__"
 def _batch(
     entries: Iterable[tuple[bytes, Mapping[bytes, bytes] | None]],
 ) -> tuple[list[Envelope], list[bytes]]:
-    """The envelopes of claimed feed entries and their ids; an entry trimmed from the feed
-    meanwhile comes back empty and has nothing to fold."""
+    """The envelopes of claimed feed entries and their ids (an entry without fields, if a server
+    sends one for an entry trimmed meanwhile, has nothing to fold)."""
     found = [(i, fields) for i, fields in entries if fields]
     return [Envelope.model_validate_json(f[DATA]) for _, f in found], [i for i, _ in found]
 
@@ -487,10 +488,10 @@ class Consumers:
         message: RedisBatchStreamMessage = self.broker.context.get("message")
         raw = message.raw_message
         envelopes = [Envelope.model_validate_json(item[DATA]) for item in raw["data"]]
-        await self._fold(raw["channel"], envelopes, raw["message_ids"])
+        await self._chain(raw["channel"], envelopes, raw["message_ids"])
         # No message.ack(): project.lua acknowledges each entry with its story's state.
 
-    async def _fold(self, feed: str, envelopes: list[Envelope], ids: Sequence[bytes]) -> None:
+    async def _chain(self, feed: str, envelopes: list[Envelope], ids: Sequence[bytes]) -> None:
         """Start folding a batch once the feed's batch before it is done (written or failed)."""
         before = self._ahead.get(feed)
         if before is not None and not before.done():
@@ -534,11 +535,8 @@ class Consumers:
                     if not ids:  # none left, or only what a failed fold left behind
                         break
                     seen.update(ids)
-                    claimed = await client.xclaim(feed, GROUP, me, 0, ids)
-                    gone = [i for i, fields in claimed if not fields]
-                    if gone:  # trimmed from the feed: nothing left to fold
-                        await client.xack(feed, GROUP, *gone)
-                    envelopes, found = _batch(claimed)
+                    # an entry trimmed from the feed meanwhile leaves the PEL (Redis 7+)
+                    envelopes, found = _batch(await client.xclaim(feed, GROUP, me, 0, ids))
                     if found:
                         await self.projector.project(envelopes, found)
                     taken += len(found)
@@ -560,7 +558,7 @@ class Consumers:
                 start = reply[0]
                 envelopes, found = _batch(reply[1])
                 if found:
-                    await self._fold(feed, envelopes, found)
+                    await self._chain(feed, envelopes, found)
                     taken += len(found)
                 if start in (b"0-0", "0-0"):
                     break
