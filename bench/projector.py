@@ -52,6 +52,7 @@ from bench.common import (
     checks_table,
     fmt,
     machine_line,
+    median,
     on_own_valkey,
     say,
     story_ids,
@@ -229,12 +230,6 @@ async def compact_aof(client: redis.Redis) -> None:
         await asyncio.sleep(0.05)
 
 
-def median(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
 async def measure(url: str, options: Options) -> list[Check]:
     per_story = 50 if options.quick else 1_000
     rounds = 1 if options.quick else 5
@@ -291,14 +286,14 @@ async def measure(url: str, options: Options) -> list[Check]:
             )
             return result
 
-        async def floor(n: int) -> None:
+        async def floor() -> None:
             views.clear()
-            done, _ = await meter("bare", bare_loop(client, f"bench-fold-{n}", step_in_memory))
+            done, _ = await meter("bare", bare_loop(client, "bench-fold", step_in_memory))
             if done != total or any(views[s].state.version != per_story for s in stories):
                 raise RuntimeError("the bare loop did not fold every event")
             views.clear()  # the floor's fold: not ours to carry (or to walk in a GC pass)
 
-        async def ours(n: int) -> None:
+        async def ours() -> None:
             await meter("real", real_projector(url, client, heads, limit=600))
 
         # Interleaved rounds, the order flipped each round (floor, ours; ours, floor; ...): what
@@ -306,7 +301,7 @@ async def measure(url: str, options: Options) -> list[Check]:
         # either side by up to 15% in single runs.
         for n in range(rounds):
             for run in (floor, ours) if n % 2 == 0 else (ours, floor):
-                await run(n)
+                await run()
 
         apply_n, _ = await meter("apply", bare_loop(client, "bench-apply", fold_in_memory))
         if apply_n != total or any(states[s].version != per_story for s in stories):
@@ -319,7 +314,10 @@ async def measure(url: str, options: Options) -> list[Check]:
         async def fold_projector(raws: list[bytes]) -> None:
             await projector.project([Envelope.model_validate_json(raw) for raw in raws])
 
-        await meter("project", bare_loop(client, "bench-project", fold_projector))
+        try:
+            await meter("project", bare_loop(client, "bench-project", fold_projector))
+        finally:
+            await own.aclose()
         if not await projected(client, dict(heads)):
             raise RuntimeError("the bare loop with Projector.project left stories behind")
     finally:

@@ -125,11 +125,7 @@ async def test_a_dead_projectors_pending_events_are_claimed(world: tuple) -> Non
     """Events read but never acknowledged by a projector that died are taken over and applied."""
     url, client, store = world
     heads = await fill(store, 4, 6)
-    taken = 0
-    for p in range(keys.PARTITIONS):  # a projector reads everything, then dies before acking
-        got = await client.xreadgroup(GROUP, "dead", {keys.feed(p): ">"}, count=1000)
-        taken += sum(len(msgs) for _, msgs in got)
-    assert taken == sum(heads.values())
+    assert await take_everything(client, "dead") == sum(heads.values())
     live = Projector(client, store)
     broker = Consumers(url, lambda: live, "live", claim_idle_ms=300)
     await broker.start()
@@ -241,7 +237,9 @@ async def test_a_failed_batch_is_logged_stays_pending_and_is_folded_by_the_claim
     assert "folding a batch failed" in caplog.text
     for story in heads:
         await assert_state_is_a_fresh_fold(client, store, story)
-    pending = [(await client.xpending(keys.feed(p), GROUP))["pending"] for p in range(16)]
+    pending = [
+        (await client.xpending(keys.feed(p), GROUP))["pending"] for p in range(keys.PARTITIONS)
+    ]
     assert sum(pending) == 0
 
 
