@@ -49,6 +49,7 @@ from bench.common import (
 from bench.fanout import GAP, STORY, Phase, layout_main, measure_server, ms, setup_servers
 from bench.floors import E2E_MANY_P99, E2E_ONE_P50, E2E_ONE_P99
 from services import keys
+from services.gateway import changes_of
 from services.redisclient import connect
 
 
@@ -64,8 +65,15 @@ async def spy(url: str, story: str, seen: dict[bytes, dict[int, int]]) -> None:
                 name = stream.decode()
                 for entry_id, fields in entries:
                     streams[name] = entry_id
-                    if fields[b"s"] == story.encode():
-                        seen.setdefault(stream, {})[int(fields[b"v"])] = now
+                    if fields[b"s"] != story.encode():
+                        continue
+                    versions = (
+                        [int(fields[b"v"])]
+                        if b"__data__" in fields  # a feed entry: one envelope
+                        else [v for v, _ in changes_of(entry_id, fields)]
+                    )
+                    for version in versions:
+                        seen.setdefault(stream, {})[version] = now
     finally:
         await client.aclose()
 

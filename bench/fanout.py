@@ -75,6 +75,7 @@ from bench.common import (
 from bench.floors import FANOUT_LAST, FANOUT_RATE
 from bench.ws_floor import STREAM, floor_frames
 from services import keys
+from services.gateway import changes_of
 from services.redisclient import connect
 
 STORY = "bench-fanout"
@@ -620,7 +621,7 @@ async def change_template(url: str, story: str) -> bytes:
         await client.aclose()
     if not rows:
         raise RuntimeError(f"no change frames for {story}: is the projector running?")
-    return bytes(rows[0][1][b"c"])
+    return bytes(changes_of(*rows[0])[-1][1])
 
 
 # -- the bench ----------------------------------------------------------------------------------

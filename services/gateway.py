@@ -24,7 +24,7 @@ import contextlib
 import logging
 import socket
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,21 @@ PING_TIMEOUT = 20.0
 TAIL_BLOCK_MS = 1_000
 TAIL_COUNT = 1_000
 REPLAY_LIMIT = 2_000
+
+
+def changes_of(entry_id: bytes, fields: Mapping[bytes, bytes]) -> list[tuple[int, bytes]]:
+    """The changes one entry of a changes stream holds, as (version, change JSON), in order.
+
+    ``project.lua`` writes the changes of a run of versions as one entry: each version a field
+    (its value the change), beside ``s`` (the story) on a partition's stream; a story's entry
+    has the id of the run's last version. An entry of the first layout (one change: ``c``, with
+    ``v`` or the id's version) reads as a run of one.
+    """
+    legacy = fields.get(b"c")
+    if legacy is not None:
+        version = fields.get(b"v") or entry_id.split(b"-", 1)[0]
+        return [(int(version), legacy)]
+    return [(int(name), change) for name, change in fields.items() if name != b"s"]
 
 
 def wire(message: bytes) -> bytes:
@@ -198,7 +213,9 @@ class Gateway:
                 name = stream.decode() if isinstance(stream, bytes) else stream
                 for entry_id, fields in entries:
                     streams[name] = entry_id
-                    self.deliver(fields[b"s"].decode(), int(fields[b"v"]), fields[b"c"])
+                    story = fields[b"s"].decode()
+                    for version, change in changes_of(entry_id, fields):
+                        self.deliver(story, version, change)
 
     def deliver(self, story: str, version: int, frame: bytes) -> None:
         """One change from the tail: to every live subscriber, and into every joiner's buffer."""
@@ -282,20 +299,32 @@ class Gateway:
     async def _replay(self, story: str, since: int) -> list[tuple[int, bytes]] | None:
         """Changes ``since+1 ..`` from the story's changes stream, or None if it no longer has
         them all (or ``since`` is ahead of the story): then a snapshot with ``reset`` is due."""
-        rows = await self.client.xrange(
-            keys.changes(story), f"{since + 1}-0", "+", count=REPLAY_LIMIT
-        )
+        changes = await self._changes(story, since, REPLAY_LIMIT)
         current = await self.reads.version(story)
         if since > current or since < 0:
             return None
         if since == current:
             return []
-        if not rows or int(rows[0][0].split(b"-")[0]) != since + 1:
+        if not changes or changes[0][0] != since + 1:
             return None
-        changes = [(int(i.split(b"-")[0]), f[b"c"]) for i, f in rows]
-        if changes[-1][0] < current and len(changes) == REPLAY_LIMIT:
+        if changes[-1][0] < current and len(changes) >= REPLAY_LIMIT:
             return None  # too far behind to replay frame by frame: a fresh snapshot is better
-        return changes
+        return changes[:REPLAY_LIMIT]
+
+    async def _changes(self, story: str, after: int, count: int) -> list[tuple[int, bytes]]:
+        """The story's kept changes past version ``after``: at least ``count``, if it has them.
+
+        An entry's id is the last version it holds, so the entries from ``after + 1`` on hold
+        every kept change past ``after`` (the first perhaps some before it, dropped here), and
+        ``count`` entries hold at least ``count`` changes.
+        """
+        rows = await self.client.xrange(keys.changes(story), f"{after + 1}-0", "+", count=count)
+        return [
+            (v, c)
+            for entry_id, fields in rows
+            for v, c in changes_of(entry_id, fields)
+            if v > after
+        ]
 
     async def _catch_up(self, story: str, channel: Channel, joiner: Joiner) -> None:
         """Drain the joiner's buffer past its version, filling holes from the changes stream."""
@@ -304,17 +333,15 @@ class Gateway:
             if behind > joiner.version + 1 and not any(
                 v == joiner.version + 1 for v, _ in joiner.buffer
             ):
-                rows = await self.client.xrange(
-                    keys.changes(story), f"{joiner.version + 1}-0", f"{behind}-0"
-                )
-                for entry_id, fields in rows:
-                    version = int(entry_id.split(b"-")[0])
-                    if version == joiner.version + 1:
-                        if not joiner.client.send(fields[b"c"]):
+                rows = await self._changes(story, joiner.version, behind - joiner.version)
+                advanced = False
+                for version, change in rows:
+                    if version == joiner.version + 1 and version <= behind:
+                        if not joiner.client.send(change):
                             self.drop(joiner.client)
                             return
-                        joiner.version = version
-                if not rows:
+                        joiner.version, advanced = version, True
+                if not advanced:
                     break
                 continue
             joiner.ready = True

@@ -10,13 +10,16 @@
 -- ARGV[5] pinned entry JSON or ''   ARGV[6] key-events JSON   ARGV[7] activity score (microseconds)
 -- ARGV[8] story id   ARGV[9] story changes kept   ARGV[10] partition changes kept
 -- then five counted sections, each a count n followed by its items:
---   changes: n pairs (version, change JSON)
+--   changes: n pairs (version, change JSON), in version order
 --   entries: n pairs (id, entry JSON), then n pairs (published version, id)
 --   entry index: n members
 --   checkpoints: n pairs (version, checkpoint JSON)
 --   acknowledgements: the group, then n feed entry ids
--- Each section but the changes is written with one multi-argument command per CHUNK items, not
--- one command per event: a batch of a hundred events costs a few calls, not hundreds.
+-- Each section is written with one multi-argument command per CHUNK items, not one command per
+-- event: a batch of a hundred events costs a few calls, not hundreds. So the changes of a run of
+-- versions go into both change streams as one entry each (fields: version, change JSON, ...;
+-- the story's entry has the id of the run's last version), where one XADD per change per stream
+-- was a fifth of the server's time under a backlog (bench/projector.py).
 -- Returns -1 when written, else the stored version (the caller re-reads and folds again).
 local CHUNK = 1000
 local function many(command, key, prefix, first, count, width)
@@ -48,12 +51,18 @@ if top[1] then
 end
 local at = 11
 local n = tonumber(ARGV[at])
-for i = at + 1, at + 2 * n, 2 do
-  if tonumber(ARGV[i]) > last then
-    redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], ARGV[i] .. '-0', 'c', ARGV[i + 1])
-    redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[10], '*', 's', ARGV[8], 'v', ARGV[i],
-      'c', ARGV[i + 1])
-  end
+local first = at + 1
+while first <= at + 2 * n and tonumber(ARGV[first]) <= last do
+  first = first + 2
+end
+-- The story's stream keeps every change from (newest - kept + 1) on: an entry goes only when the
+-- last version it holds is older than that (MINID), so at least the last `kept` changes stay.
+local keep = math.max(0, tonumber(ARGV[2]) - tonumber(ARGV[9]) + 1)
+for from = first, at + 2 * n, CHUNK * 2 do
+  local to = math.min(from + CHUNK * 2 - 1, at + 2 * n)
+  redis.call('XADD', KEYS[5], 'MINID', '~', keep, ARGV[to - 1] .. '-0', unpack(ARGV, from, to))
+  redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[10], '*', 's', ARGV[8],
+    unpack(ARGV, from, to))
 end
 at = at + 2 * n + 1
 redis.call('HSET', KEYS[1], 'version', ARGV[2], 'json', ARGV[3], 'pinned', ARGV[4],

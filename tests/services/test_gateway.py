@@ -17,7 +17,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from events.decide import parse_command, parse_open
+from services import keys
 from services.gateway import MAX_SUBSCRIPTIONS, Gateway
+from services.projector import Projector
 from services.store import Store
 from tests.conftest import free_port
 
@@ -314,3 +316,31 @@ async def test_a_client_that_stops_reading_is_closed_and_delays_no_one(
         assert b'"version":5001' not in data, "the stalled client was sent everything"
     finally:
         stalled.close()
+
+
+async def test_since_in_the_middle_of_a_run_written_together_replays_only_what_follows(
+    isolated_url: str,
+) -> None:
+    """Changes the projector wrote as one run (one stream entry) are replayed and tailed one
+    version at a time: ``since`` inside the run gives exactly the versions after it."""
+    client = redis.Redis.from_url(isolated_url)
+    store = Store(client)
+    gateway = Gateway(client)
+    port = free_port()
+    await gateway.start("127.0.0.1", port)
+    try:
+        await opened(store, "run", 9)
+        await Projector(client, store).project(await store.read("run"))  # one run: 1..10
+        assert len(await client.xrange(keys.changes("run"))) == 1
+        async with connect(f"ws://127.0.0.1:{port}/ws") as c:
+            await c.send(orjson.dumps({"op": "subscribe", "story": "run", "since": 4}).decode())
+            replayed = [await recv(c) for _ in range(6)]
+            assert [f["version"] for f in replayed] == [5, 6, 7, 8, 9, 10]
+            assert [f["entry"]["entry_id"] for f in replayed] == [f"e{i}" for i in range(3, 9)]
+            for i in range(9, 12):
+                await publish(store, "run", i)
+            await Projector(client, store).project(await store.read("run", 11))  # a run: 11..13
+            assert await versions_until(c, "run", 13) == [11, 12, 13]
+    finally:
+        await gateway.stop()
+        await store.close()

@@ -23,7 +23,15 @@ from events.decide import parse_command, parse_open
 from projections.changes import View, step
 from projections.story import StoryState, render, replay
 from services import keys
-from services.projector import GROUP, Consumers, Projector, ensure_groups, frame
+from services.gateway import changes_of
+from services.projector import (
+    CHANGES_KEPT,
+    GROUP,
+    Consumers,
+    Projector,
+    ensure_groups,
+    frame,
+)
 from services.readmodel import ReadModel
 from services.store import Store
 from tests.strategies import PROPERTIES, STORY, histories
@@ -241,6 +249,39 @@ async def test_a_failed_batch_is_logged_stays_pending_and_is_folded_by_the_claim
         (await client.xpending(keys.feed(p), GROUP))["pending"] for p in range(keys.PARTITIONS)
     ]
     assert sum(pending) == 0
+
+
+async def kept_changes(client: redis.Redis, story: str) -> list[tuple[int, bytes]]:
+    return [c for i, f in await client.xrange(keys.changes(story)) for c in changes_of(i, f)]
+
+
+async def test_the_changes_stream_keeps_the_last_changes_each_written_once(world: tuple) -> None:
+    """Batch after batch, a story's changes stream holds at least its last ``CHANGES_KEPT``
+    changes, consecutive up to the head, each exactly the frame its fold makes; rebuilding the
+    state from the record writes none of them again."""
+    _, client, store = world
+    await store.append("long", parse_open({"story": "long", "title": "Long"}), actor="editor:a")
+    for i in range(CHANGES_KEPT + 150):
+        data = {"body": f"<p>{i}</p>", "entry_id": f"e{i}"}
+        await store.append("long", parse_command("entry.published", data), actor="editor:a")
+    record = await store.read("long")
+    projector = Projector(client, store)
+    for at in range(0, len(record), 100):
+        await projector.project(record[at : at + 100])
+    kept = await kept_changes(client, "long")
+    versions = [v for v, _ in kept]
+    assert versions == list(range(versions[0], len(record) + 1))
+    assert len(versions) >= CHANGES_KEPT
+    assert versions[0] > 1  # and older ones go: the stream does not grow with the story
+    view, frames = View(StoryState("long")), {}
+    for envelope in record:
+        view, change = step(view, envelope)
+        frames[envelope.version] = orjson.dumps(change)
+    assert all(change == frames[v] for v, change in kept)
+    await client.delete(keys.meta("long"), keys.entries("long"), keys.order("long"))
+    await Projector(client, store).project(record)  # rebuilt from the record, in one run
+    assert await kept_changes(client, "long") == kept
+    await assert_state_is_a_fresh_fold(client, store, "long")
 
 
 @PROPERTIES
