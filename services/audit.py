@@ -187,16 +187,9 @@ class Audit:
         """Each entry as it stood at ``version``, folded from its own events (if it existed)."""
         if not ids or version < 1:
             return {}
-        names = sorted(ids)
         with reachable():
-            async with self.client.pipeline(transaction=False) as pipe:
-                for name in names:
-                    pipe.zrange(keys.entry_index(story), *keys.entry_index_range(name), bylex=True)
-                lists = await pipe.execute()
-            wanted = {
-                name: [v for v in _versions(members) if v <= version]
-                for name, members in zip(names, lists, strict=True)
-            }
+            indexed = await self._indexed(story, sorted(ids))
+            wanted = {name: [v for v in vs if v <= version] for name, vs in indexed.items()}
             async with self.client.pipeline(transaction=False) as pipe:
                 order = [(name, v) for name, vs in wanted.items() for v in vs]
                 for _, v in order:
@@ -211,6 +204,23 @@ class Audit:
             name: state.entries[name] for name, state in folded.items() if name in state.entries
         }
 
+    async def _indexed(self, story: str, names: list[str]) -> dict[str, list[int]]:
+        """The projected versions of the events about each entry, in order: its publication
+        (its score in the paging index) and its members in the entry index (every later one)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.zscore(keys.order(story), name)
+                pipe.zrange(keys.entry_index(story), *keys.entry_index_range(name), bylex=True)
+            replies = await pipe.execute()
+        out = {}
+        for n, name in enumerate(names):
+            published, members = replies[2 * n : 2 * n + 2]
+            versions = set(_versions(members))  # an index of the first layout also has it
+            if published is not None:
+                versions.add(int(published))
+            out[name] = sorted(versions)
+        return out
+
     # -- revisions -------------------------------------------------------------------------------
 
     async def revisions(self, story: str, entry_id: str) -> dict[str, JsonValue]:
@@ -218,10 +228,7 @@ class Audit:
         await self.head(story)
         projected = await self.reads.version(story)  # first: the index holds at least this much
         with reachable():
-            members = await self.client.zrange(
-                keys.entry_index(story), *keys.entry_index_range(entry_id), bylex=True
-            )
-        versions = _versions(members)
+            versions = (await self._indexed(story, [entry_id]))[entry_id]
         events: list[Envelope] = []
         for v in versions:
             events += await self.store.read(story, v, v)

@@ -78,7 +78,8 @@ def partition_changes(p: int) -> str:
 
 def entry_index(story: str) -> str:
     """Audit index: a sorted set of ``<entry id>:<version, 12 digits>``, one member per event
-    about an entry, all scored 0, so one entry's versions are one lexical range (ZRANGE BYLEX)."""
+    about an entry after the one that published it (that version is its score in ``order``),
+    all scored 0, so one entry's versions are one lexical range (ZRANGE BYLEX)."""
     return f"{tag(story)}:s:{story}:entry-index"
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -219,24 +220,10 @@ class Projector:
         return retry
 
     async def _write(self, writes: list[tuple[str, int, View, list[Any]]]) -> list[Any]:
-        """Run ``project.lua`` for every story at once: the calls share the store's
-        auto-pipelined connection (``services.autopipeline``), so they leave in one write."""
-        calls = []
-        for story, _first, _view, args in writes:
-            p = keys.partition(story)
-            names = [
-                keys.meta(story),
-                keys.entries(story),
-                keys.order(story),
-                keys.stories(p),
-                keys.changes(story),
-                keys.partition_changes(p),
-                keys.entry_index(story),
-                keys.checkpoints(story),
-                keys.feed(p),
-            ]
-            calls.append(self._script(names, args))
-        return list(await asyncio.gather(*calls))
+        """Run ``project.lua`` for every story at once, the calls sent in one write on the
+        store's auto-pipelined connection (``services.autopipeline``): the server takes them in
+        one turn, under one fsync."""
+        return await self._script.many([(_names(story), args) for story, _, _, args in writes])
 
     def _keep(self, story: str, view: View) -> None:
         if len(view.state.entries) > ENTRIES_KEPT:
@@ -267,7 +254,8 @@ class Projector:
             entry_id = _entry_id(envelope)
             if entry_id is not None:
                 index.append(entry_id)
-                members.append(f"{entry_id}:{envelope.version:012d}")
+                if envelope.type != "entry.published":  # that one is its score in `order`
+                    members.append(f"{entry_id}:{envelope.version:012d}")
             if envelope.version % CHECKPOINT_EVERY == 0:
                 marks += [envelope.version, checkpoint(view, envelope)]
         state = view.state
@@ -300,6 +288,29 @@ class Projector:
         return view, args
 
 
+@functools.lru_cache(maxsize=VIEWS_KEPT)
+def _names(story: str) -> list[str]:
+    """The keys ``project.lua`` takes for ``story``, in its order (made once per story kept)."""
+    p = keys.partition(story)
+    return [
+        keys.meta(story),
+        keys.entries(story),
+        keys.order(story),
+        keys.stories(p),
+        keys.changes(story),
+        keys.partition_changes(p),
+        keys.entry_index(story),
+        keys.checkpoints(story),
+        keys.feed(p),
+    ]
+
+
+@functools.lru_cache(maxsize=64)
+def _json(text: str) -> bytes:
+    """An event type as JSON (a handful of names, encoded once each)."""
+    return orjson.dumps(text)
+
+
 def frame(story_json: bytes, change: dict[str, Any], entry_json: bytes) -> bytes:
     """``orjson.dumps(change)``, byte for byte, from parts already serialized: the story id
     (once a batch) and the entry (also written to the entries hash). Cheaper than a dict
@@ -308,7 +319,7 @@ def frame(story_json: bytes, change: dict[str, Any], entry_json: bytes) -> bytes
     return b'{"type":"change","story":%b,"version":%d,"event":%b,"entry":%b,"story_meta":%b}' % (
         story_json,
         change["version"],
-        orjson.dumps(change["event"]),
+        _json(change["event"]),
         entry_json,
         b"null" if meta is None else orjson.dumps(meta),
     )

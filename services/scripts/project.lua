@@ -4,7 +4,8 @@
 -- applied twice.
 -- KEYS[1] meta hash   KEYS[2] entries hash   KEYS[3] order zset   KEYS[4] partition's stories zset
 -- KEYS[5] story's changes stream   KEYS[6] partition's changes stream (what gateways tail)
--- KEYS[7] entry index zset (members '<entry id>:<version, 12 digits>')   KEYS[8] checkpoints hash
+-- KEYS[7] entry index zset (members '<entry id>:<version, 12 digits>', every event about an entry
+--         but its publication, which is its score in KEYS[3])   KEYS[8] checkpoints hash
 -- KEYS[9] the partition's feed (its delivered entries are acknowledged here, with the state)
 -- ARGV[1] from version   ARGV[2] to version   ARGV[3] meta JSON   ARGV[4] pinned entry id or ''
 -- ARGV[5] pinned entry JSON or ''   ARGV[6] key-events JSON   ARGV[7] activity score (microseconds)
