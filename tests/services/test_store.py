@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,7 +13,7 @@ from events.chain import GENESIS, verify
 from events.decide import parse_command, parse_open
 from events.errors import IdempotencyKeyReused, UnknownStory, VersionConflict
 from services import keys
-from services.store import Keyed, Store, new_event_id
+from services.store import Keyed, Store, new_event_id, now_iso
 
 
 def publish(body: str = "<p>Update</p>", **data: object) -> object:
@@ -137,3 +139,37 @@ def test_event_ids_are_random_version_4_uuids() -> None:
         assert str(parsed) == text
         assert parsed.version == 4
         assert parsed.variant == uuid.RFC_4122
+
+
+def test_a_forked_child_hands_out_ids_of_its_own() -> None:
+    """Random bytes are pooled, but a forked process never reuses its parent's pool."""
+    new_event_id()  # the pool is filled here
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, to the parent
+        os.write(write, ",".join(new_event_id() for _ in range(50)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        theirs = set(pipe.read().split(","))
+    ours = {new_event_id() for _ in range(50)}
+    assert len(theirs) == 50
+    assert not ours & theirs
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 12, 1, 18, 50, 0, 123456, tzinfo=UTC),
+        datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2027, 1, 1, 0, 0, 0, 0, tzinfo=UTC),
+        datetime(2028, 2, 29, 12, 0, 0, 7, tzinfo=UTC),
+    ],
+)
+def test_recorded_at_is_utc_with_microseconds_and_z(moment: datetime) -> None:
+    """``recorded_at`` is what ``datetime.isoformat`` writes for the moment, with ``Z``."""
+    ns = (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1_000
+    expected = moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    assert now_iso(ns) == expected
+    assert now_iso(ns + 999) == expected  # nanoseconds are dropped, not rounded
