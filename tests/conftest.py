@@ -7,6 +7,7 @@ no fakes: every test that touches the store talks to it, each on stories of its 
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import subprocess
@@ -179,7 +180,9 @@ def sync_client(redis_url: str) -> Iterator[redis_sync.Redis]:
     c.close()
 
 
-_next_db = iter(range(1, 16))
+_next_db = itertools.cycle(range(1, 16))
+"""Databases 1..15 in turn (a server has 16 by default): each is flushed after its test, so a
+database is reused fifteen tests later."""
 
 
 def with_db(url: str, db: int) -> str:
