@@ -309,7 +309,7 @@ class Gateway:
             return None
         if changes[-1][0] < current and len(changes) >= REPLAY_LIMIT:
             return None  # too far behind to replay frame by frame: a fresh snapshot is better
-        return changes[:REPLAY_LIMIT]
+        return changes
 
     async def _changes(self, story: str, after: int, count: int) -> list[tuple[int, bytes]]:
         """The story's kept changes past version ``after``: at least ``count``, if it has them.
