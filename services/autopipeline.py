@@ -41,7 +41,18 @@ class _Wire(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
 
-    def send(self, packed: bytes, count: int = 1) -> list[asyncio.Future[Any]]:
+    def send(self, packed: bytes) -> asyncio.Future[Any]:
+        """Write one packed command; the future of its answer."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.lost is not None:
+            future.set_exception(self.lost)
+            return future
+        self.waiting.append(future)
+        assert self.transport is not None
+        self.transport.write(packed)
+        return future
+
+    def send_many(self, packed: bytes, count: int) -> list[asyncio.Future[Any]]:
         """Write ``count`` packed commands at once; a future for each answer, in order."""
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[Any]] = [loop.create_future() for _ in range(count)]
@@ -93,7 +104,7 @@ class AutoPipeline:
         wire = self._wire
         if wire is None or wire.lost is not None:
             wire = await self._open()
-        return await wire.send(hiredis.pack_command(args))[0]
+        return await wire.send(hiredis.pack_command(args))
 
     async def execute_many(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Send several commands in one write; each one's answer, or the exception it raised.
@@ -111,7 +122,8 @@ class AutoPipeline:
         if wire is None or wire.lost is not None:
             wire = await self._open()
         packed = b"".join([hiredis.pack_command(c) for c in commands])
-        return list(await asyncio.gather(*wire.send(packed, len(commands)), return_exceptions=True))
+        futures = wire.send_many(packed, len(commands))
+        return list(await asyncio.gather(*futures, return_exceptions=True))
 
     async def _open(self) -> _Wire:
         async with self._opening:
@@ -134,9 +146,9 @@ class AutoPipeline:
             if password:
                 username = self.options.get("username")
                 auth = ("AUTH", username, password) if username else ("AUTH", password)
-                hello += wire.send(hiredis.pack_command(auth))
+                hello.append(wire.send(hiredis.pack_command(auth)))
             if self.options.get("db"):
-                hello += wire.send(hiredis.pack_command(("SELECT", self.options["db"])))
+                hello.append(wire.send(hiredis.pack_command(("SELECT", self.options["db"]))))
             try:
                 await asyncio.gather(*hello)
             except BaseException:
