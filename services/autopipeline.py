@@ -8,8 +8,10 @@ once on one shared connection, and the answers, which a Redis-protocol server se
 resolve the callers in that order. So no call waits for another's answer before it is sent; the
 server takes what arrived while it was busy in one turn (under ``appendfsync always``: one fsync
 for all of it) while Python already prepares the next calls, and a caller costs a few
-microseconds. (Writing each turn's calls as one batch instead measured slower: it made Python and
-the server take turns.)
+microseconds. (Holding every call back to write each loop turn's calls as one batch measured
+slower: it made Python and the server take turns.) A caller that has several commands ready at
+once, as the projector has a batch's stories, sends them in one write (``execute_many``), so the
+server takes them in one turn.
 
 Everything else (reads, consumer groups, the gateway) stays on redis-py. ``rediss://`` URLs,
 whose TLS options redis-py knows best, run the same calls through redis-py one by one.
@@ -53,17 +55,16 @@ class _Wire(asyncio.Protocol):
         return future
 
     def send_many(self, packed: bytes, count: int) -> list[asyncio.Future[Any]]:
-        """Write ``count`` packed commands at once; a future for each answer, in order."""
+        """Write ``count`` packed commands at once; a future for each answer, in order (the
+        last one's is ``send``'s own, which writes them all)."""
         loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[Any]] = [loop.create_future() for _ in range(count)]
-        if self.lost is not None:
-            for future in futures:
+        futures: list[asyncio.Future[Any]] = [loop.create_future() for _ in range(count - 1)]
+        for future in futures:
+            if self.lost is not None:
                 future.set_exception(self.lost)
-            return futures
-        self.waiting.extend(futures)
-        assert self.transport is not None
-        self.transport.write(packed)
-        return futures
+            else:
+                self.waiting.append(future)
+        return [*futures, self.send(packed)]
 
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)

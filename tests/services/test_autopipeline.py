@@ -72,3 +72,28 @@ async def test_a_lost_connection_fails_its_callers_then_reopens(
         await blocked
     assert await pipe.execute("PING") == b"PONG"
     assert await pipe.execute("CLIENT", "ID") != own_id
+
+
+async def test_commands_sent_together_get_their_answers_in_order(pipe: AutoPipeline) -> None:
+    """Several commands in one write: each answer (or error) in its place, among other callers."""
+    await pipe.execute("SET", "text", "not a number")
+    together, alone = await asyncio.gather(
+        pipe.execute_many([("INCR", "n"), ("INCR", "text"), ("ECHO", "last")]),
+        pipe.execute("INCR", "n"),
+    )
+    assert together[0] in (1, 2)
+    assert isinstance(together[1], ResponseError)
+    assert together[2] == b"last"
+    assert {together[0], alone} == {1, 2}
+
+
+async def test_a_script_run_many_times_at_once_is_loaded_again_when_forgotten(
+    pipe: AutoPipeline,
+) -> None:
+    """``Script.many`` answers every call in order, after one SCRIPT LOAD if the server forgot."""
+    script = Script(pipe, "return redis.call('INCRBY', KEYS[1], ARGV[1])")
+    await pipe.execute("SCRIPT", "FLUSH")
+    assert await script.many([(["a"], [1]), (["b"], [5]), (["a"], [2])]) == [1, 5, 3]
+    with pytest.raises(ResponseError):
+        await script.many([(["a"], [1]), (["a"], ["x"])])
+    assert await pipe.execute("GET", "a") == b"4"  # the call before the failing one still ran
