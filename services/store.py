@@ -70,36 +70,10 @@ class _Clock:
 now_iso = _Clock()
 
 
-class _Pool:
-    """Random bytes from the OS, read 4 KiB at a time: each ``os.urandom`` is a system call
-    (about 2.5 µs here, twice per append for the event and entry ids). A forked child starts
-    with an empty pool, so two processes never hand out the same ids."""
-
-    SIZE = 4096
-
-    def __init__(self) -> None:
-        self.data = b""
-        self.at = 0
-        os.register_at_fork(after_in_child=self.drop)
-
-    def drop(self) -> None:
-        self.data, self.at = b"", 0
-
-    def take(self, n: int) -> bytes:
-        if self.at + n > len(self.data):
-            self.data, self.at = os.urandom(self.SIZE), 0
-        out = self.data[self.at : self.at + n]
-        self.at += n
-        return out
-
-
-_random = _Pool()
-
-
 def new_event_id() -> str:
     """A random (version 4) UUID as text: ``str(uuid.uuid4())`` without the object (a third of
     the time, on every append)."""
-    raw = bytearray(_random.take(16))
+    raw = bytearray(os.urandom(16))
     raw[6] = raw[6] & 0x0F | 0x40
     raw[8] = raw[8] & 0x3F | 0x80
     h = raw.hex()
@@ -108,7 +82,7 @@ def new_event_id() -> str:
 
 def new_id() -> str:
     """A fresh entry or embed id (matches the contract's id pattern)."""
-    return _random.take(6).hex()
+    return os.urandom(6).hex()
 
 
 @contextmanager

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -139,23 +138,6 @@ def test_event_ids_are_random_version_4_uuids() -> None:
         assert str(parsed) == text
         assert parsed.version == 4
         assert parsed.variant == uuid.RFC_4122
-
-
-def test_a_forked_child_hands_out_ids_of_its_own() -> None:
-    """Random bytes are pooled, but a forked process never reuses its parent's pool."""
-    new_event_id()  # the pool is filled here
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: its next ids, to the parent
-        os.write(write, ",".join(new_event_id() for _ in range(50)).encode())
-        os._exit(0)
-    os.close(write)
-    os.waitpid(pid, 0)
-    with os.fdopen(read) as pipe:
-        theirs = set(pipe.read().split(","))
-    ours = {new_event_id() for _ in range(50)}
-    assert len(theirs) == 50
-    assert not ours & theirs
 
 
 @pytest.mark.parametrize(
