@@ -48,8 +48,8 @@ from bench.common import (
 )
 from bench.floors import APPEND_LATENCY, APPEND_THROUGHPUT
 from events.decide import parse_command, parse_open
-from services import keys
-from services.store import Store
+from services.store import keys
+from services.store.record import Store
 
 CONCURRENCY = (1, 8, 32)
 LONG_AT = 8

@@ -38,8 +38,8 @@ from typing import Any
 import redis as redis_sync
 
 from bench.floors import Floor
-from services.embedded import EmbeddedValkey, die_with_parent
-from services.serve import collect_less, run_loop
+from services.run.serve import collect_less, run_loop
+from services.store.embedded import EmbeddedValkey, die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 STORIES = 100
@@ -487,7 +487,7 @@ def main_wrapper(body: Any) -> int:
     """Run a bench's ``body()`` with SIGTERM treated like Ctrl-C; 130 when interrupted.
 
     The bench process takes the garbage collector policy of the service processes
-    (``services.serve.collect_less``): what runs in-process here (the projector, stores) runs as
+    (``services.run.serve.collect_less``): what runs in-process here (the projector, stores) runs as
     it does in ``dateline serve``, and the floors beside it run under the same policy.
     """
     collect_less()

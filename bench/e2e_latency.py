@@ -48,9 +48,9 @@ from bench.common import (
 )
 from bench.fanout import GAP, STORY, Phase, layout_main, measure_server, ms, setup_servers
 from bench.floors import E2E_MANY_P99, E2E_ONE_P50, E2E_ONE_P99
-from services import keys
-from services.gateway import changes_of
-from services.redisclient import connect
+from services.realtime.gateway import changes_of
+from services.store import keys
+from services.store.connection import connect
 
 
 async def spy(url: str, story: str, seen: dict[bytes, dict[int, int]]) -> None:

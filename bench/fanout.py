@@ -74,9 +74,9 @@ from bench.common import (
 )
 from bench.floors import FANOUT_LAST, FANOUT_RATE
 from bench.ws_floor import STREAM, floor_frames
-from services import keys
-from services.gateway import changes_of
-from services.redisclient import connect
+from services.realtime.gateway import changes_of
+from services.store import keys
+from services.store.connection import connect
 
 STORY = "bench-fanout"
 ENTRIES = 10

@@ -2,8 +2,8 @@
 
 Each parses the JSON body, checks the bearer token, makes one version-checked EVALSHA XADD
 (``bench.common.BARE_SCRIPT``, versions kept in memory, a retry on a conflict) and answers 201 with
-the stored JSON. They are served exactly as ``services.serve`` serves the API (uvicorn.Server with
-the same Config, awaited in ``services.serve.run_loop``), so the event loop and HTTP parser are the same:
+the stored JSON. They are served exactly as ``services.run.serve`` serves the API (uvicorn.Server with
+the same Config, awaited in ``services.run.serve.run_loop``), so the event loop and HTTP parser are the same:
 
     python -m bench.http_servers starlette|fastapi PORT     (BENCH_REDIS_URL, BENCH_TOKEN)
 """
@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bench.common import BARE_SCRIPT
-from services import keys
+from services.store import keys
 
 JSON = "application/json"
 
@@ -111,11 +111,11 @@ def fastapi_app(url: str, token: str) -> FastAPI:
 
 
 def serve(app: Any, port: int) -> None:
-    """As ``services.serve`` runs the API: same Config, ``Server.serve()`` on the same event loop
-    (``services.serve.run_loop``: uvloop where installed) and the same HTTP parser (httptools)."""
+    """As ``services.run.serve`` runs the API: same Config, ``Server.serve()`` on the same event loop
+    (``services.run.serve.run_loop``: uvloop where installed) and the same HTTP parser (httptools)."""
     import uvicorn
 
-    from services.serve import run_loop
+    from services.run.serve import run_loop
 
     config = uvicorn.Config(
         app,

@@ -51,9 +51,9 @@ from bench.common import (
 from bench.fanout import ENTRIES, STORY, Clients
 from bench.floors import MEMORY_ABSOLUTE, MEMORY_RATIO
 from events.decide import parse_command, parse_open
-from services.projector import Projector
-from services.redisclient import connect
-from services.store import Store
+from services.projector.fold import Projector
+from services.store.connection import connect
+from services.store.record import Store
 
 WARM = 100
 SETTLE = 2.0

@@ -13,7 +13,7 @@ Then, each from the start of the feeds in a consumer group of its own:
   frame each event makes, serialized once), into views kept in memory (no state writes) + XACK;
 - ``bare loop folding the state alone`` (for information): the same with
   ``projections.story.apply`` only, no change frames: a stricter floor than the issue asks for;
-- ``real projector``: ``services.projector.Consumers`` + ``Projector`` (FastStream batch
+- ``real projector``: ``services.projector.fold.Consumers`` + ``Projector`` (FastStream batch
   consumers) on a wiped projection, started after the feed is filled, timed until the projector
   has written every event (then the server confirms every feed drained, every story at its head);
 - ``bare loop + Projector.project`` (for information): the bare loop, but folding with
@@ -65,10 +65,11 @@ from events.entries import EntryPublished
 from events.story import StoryOpened
 from projections.changes import View, step
 from projections.story import StoryState, apply
-from services import keys
-from services.projector import GROUP, Consumers, Projector, ensure_groups
-from services.redisclient import connect
-from services.store import Store
+from services.projector.fold import Consumers, Projector, ensure_groups
+from services.store import keys
+from services.store.connection import connect
+from services.store.keys import GROUP
+from services.store.record import Store
 
 FILL_PIPELINE = 2_000
 COUNT = 100
@@ -175,7 +176,7 @@ async def real_projector(
     that every feed is drained and every story at its head.
     """
     await ensure_groups(client)
-    own = connect(url)  # as services.serve.Projection connects
+    own = connect(url)  # as services.run.serve.Projection connects
     store = Store(own)
     made: list[Projector] = []
 

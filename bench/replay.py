@@ -68,11 +68,12 @@ from bench.floors import REPLAY_FOLD, REPLAY_LATENCY, VERIFY
 from events.chain import Envelope
 from events.decide import parse_command, parse_open
 from projections.story import StoryState, apply
-from services.audit import Audit
-from services.projector import BATCH, CHECKPOINT_EVERY, Projector
-from services.readmodel import ReadModel
-from services.redisclient import connect
-from services.store import Store
+from services.audit.replay import Audit
+from services.projector.fold import BATCH, Projector
+from services.store.connection import connect
+from services.store.keys import CHECKPOINT_EVERY
+from services.store.readmodel import ReadModel
+from services.store.record import Store
 
 STORY = "bench-replay"
 RECENT = 500

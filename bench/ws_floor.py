@@ -1,7 +1,7 @@
 """The floor of the websocket benches: a minimal hand-written websockets.broadcast server.
 
 What a fan-out costs with nothing of ours in the way: a ``websockets`` server (the library and
-version the gateway uses, served the same way: ``serve`` awaited in ``services.serve.run_loop``,
+version the gateway uses, served the same way: ``serve`` awaited in ``services.run.serve.run_loop``,
 the gateway's event loop (uvloop where installed), compression off, the same frame limit and heartbeat) where each connection
 sends one subscribe frame (any JSON object with ``"op": "subscribe"``), gets a small snapshot frame
 back and is then live; and one task that reads one stream with ``XREAD BLOCK`` and hands each
@@ -26,11 +26,11 @@ import orjson
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
-from services.redisclient import connect
+from services.store.connection import connect
 
 STREAM = "bench:floor:changes"
-MAX_FRAME = 64 * 1024  # as services.gateway
-PING = 20.0  # as services.gateway
+MAX_FRAME = 64 * 1024  # as services.realtime.gateway
+PING = 20.0  # as services.realtime.gateway
 
 
 def floor_frames(template: bytes, first: int, count: int) -> list[bytes]:
@@ -96,7 +96,7 @@ async def main(port: int, url: str, stream: str) -> None:
 
 
 if __name__ == "__main__":
-    from services.serve import run_loop
+    from services.run.serve import run_loop
 
     run_loop(
         main(

@@ -79,6 +79,12 @@ class Envelope(BaseModel):
     prev_hash: str
     hash: str
 
+    @property
+    def entry_id(self) -> str | None:
+        """The entry this event is about, if any (``data.entry_id``; assigned ids are stored)."""
+        value = self.data.get("entry_id")
+        return value if isinstance(value, str) else None
+
     def link_fields(self) -> dict[str, JsonValue]:
         """The envelope without ``hash`` and ``data``: what ``hash`` covers after ``prev_hash``."""
         return {

@@ -1,33 +1,42 @@
-"""Every failure a caller can act on, one class each.
+"""Every failure a caller can act on, one class each: the one error tree of every surface.
 
 Each class carries the HTTP status and the contract's error ``code`` (CONTRACT.md, "Errors"); an
-instance carries ``message`` and ``details``. The API turns any ``DatelineError`` into
-``{"error": {"code", "message", "details"}}``, the gateway sends the same code in its error frame,
-and the CLI prints the message and exits 2. Any other exception is a bug (500)::
+instance carries ``message`` and ``details``. Each surface maps the tree in one place: the API
+turns any ``DatelineError`` into ``{"error": {"code", "message", "details"}}`` (services/http),
+the gateway into its error frame (services/realtime), the command line into a message and an exit
+code (services/cli). Any other exception is a bug: 500 ``internal``, with no traceback shown::
 
     DatelineError                 500 internal
     ├── BadRequest                400 bad_request
+    │   └── UsageError                usage (a command line the CLI cannot send)
     ├── Unauthorized              401 unauthorized
     ├── Forbidden                 403 forbidden
-    ├── NotFound                  404
+    ├── NotFound                  404 not_found (no such route)
     │   ├── UnknownStory              unknown_story
     │   ├── UnknownEntry              unknown_entry
     │   ├── UnknownEmbed              unknown_embed
     │   └── UnknownToken              unknown_token
-    ├── Conflict                  409
+    ├── MethodNotAllowed          405 method_not_allowed
+    ├── Conflict                  409 conflict
     │   ├── StoryExists               story_exists
     │   ├── EntryExists               entry_exists
     │   ├── ClosedStory               story_closed
     │   ├── VersionConflict           version_conflict (details: current_version)
     │   ├── InvalidState              invalid_state
-    │   └── TokenNameTaken            token_name_taken
+    │   ├── TokenNameTaken            token_name_taken
+    │   └── ChainBroken               chain_broken (``audit verify`` found a bad chain)
     ├── PayloadTooLarge           413 payload_too_large
     ├── UnsupportedMediaType      415 unsupported_media_type
     ├── InvalidEvent              422 invalid_event (details: what was refused)
     ├── InvalidRequest            422 invalid_request
     ├── IdempotencyKeyReused      422 idempotency_key_reused
     ├── RateLimited               429 rate_limited
-    ├── StoreUnavailable          503 store_unavailable
+    ├── TooManySubscriptions      429 too_many_subscriptions (a websocket connection's 100)
+    ├── PortInUse                 500 port_in_use (a process cannot listen where it was told)
+    ├── Unreachable               503 unreachable
+    │   ├── StoreUnavailable          store_unavailable
+    │   ├── ApiUnreachable            api_unreachable (the CLI got no answer, or a 5xx)
+    │   └── GatewayUnreachable        gateway_unreachable (``dateline tail`` got no gateway)
     └── ProjectionLagging         504 projection_lagging
 """
 
@@ -56,6 +65,10 @@ class BadRequest(DatelineError):
     status, code = 400, "bad_request"
 
 
+class UsageError(BadRequest):
+    code = "usage"
+
+
 class Unauthorized(DatelineError):
     status, code = 401, "unauthorized"
 
@@ -82,6 +95,10 @@ class UnknownEmbed(NotFound):
 
 class UnknownToken(NotFound):
     code = "unknown_token"
+
+
+class MethodNotAllowed(DatelineError):
+    status, code = 405, "method_not_allowed"
 
 
 class Conflict(DatelineError):
@@ -116,6 +133,10 @@ class TokenNameTaken(Conflict):
     code = "token_name_taken"
 
 
+class ChainBroken(Conflict):
+    code = "chain_broken"
+
+
 class PayloadTooLarge(DatelineError):
     status, code = 413, "payload_too_large"
 
@@ -140,8 +161,28 @@ class RateLimited(DatelineError):
     status, code = 429, "rate_limited"
 
 
-class StoreUnavailable(DatelineError):
-    status, code = 503, "store_unavailable"
+class TooManySubscriptions(DatelineError):
+    status, code = 429, "too_many_subscriptions"
+
+
+class PortInUse(DatelineError):
+    status, code = 500, "port_in_use"
+
+
+class Unreachable(DatelineError):
+    status, code = 503, "unreachable"
+
+
+class StoreUnavailable(Unreachable):
+    code = "store_unavailable"
+
+
+class ApiUnreachable(Unreachable):
+    code = "api_unreachable"
+
+
+class GatewayUnreachable(Unreachable):
+    code = "gateway_unreachable"
 
 
 class ProjectionLagging(DatelineError):

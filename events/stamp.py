@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
+
+Role = Literal["editor", "auditor", "admin"]
+"""What a token may do (CONTRACT "HTTP API"); an actor is ``<role>:<token name>``."""
+ROLES: tuple[Role, ...] = get_args(Role)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,5 @@
 """``python -m services`` is the ``dateline`` command (used by tests and compose)."""
 
-from services.cli import main
+from services.cli.app import main
 
 main()

@@ -24,8 +24,8 @@ import redis as redis_sync
 import redis.asyncio as redis
 from hypothesis import HealthCheck, settings
 
-from services.embedded import EmbeddedValkey
-from services.store import Store
+from services.store.embedded import EmbeddedValkey
+from services.store.record import Store
 
 ADMIN_TOKEN = "test-admin-token-not-a-secret"
 

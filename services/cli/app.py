@@ -1,0 +1,185 @@
+"""The ``dateline`` command line (CONTRACT.md "Command line"), with typer and rich.
+
+Exit codes: 0 done; 1 a check failed; 2 usage error or input the server refused; 3 server
+unreachable. Messages go to stderr, results to stdout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from services.cli import audit as auditcli
+from services.cli import newsroom
+from services.settings import Settings
+
+app = typer.Typer(
+    name="dateline",
+    help="Dateline: event-sourced live blogs with a hash-chained, auditable history.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+RedisOpt = Annotated[
+    Optional[str],  # noqa: UP045 - typer reads the annotation at run time
+    typer.Option("--redis", help="Redis 7+/Valkey 8+ URL (env DATELINE_REDIS_URL)."),
+]
+DataDirOpt = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option(
+        "--data-dir", help="Where the embedded Valkey keeps its data (env DATELINE_DATA_DIR)."
+    ),
+]
+HostOpt = Annotated[Optional[str], typer.Option("--host", help="Interface to listen on.")]  # noqa: UP045
+HttpPortOpt = Annotated[Optional[int], typer.Option("--http-port", help="HTTP API port (8000).")]  # noqa: UP045
+WsPortOpt = Annotated[int | None, typer.Option("--ws-port", help="Websocket gateway port (8001).")]
+
+
+@app.callback()
+def options(
+    ctx: typer.Context,
+    token: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--token",
+            envvar="DATELINE_TOKEN",
+            show_envvar=True,
+            help="API token for the newsroom, token and audit commands.",
+        ),
+    ] = None,
+    api_url: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--api-url",
+            envvar="DATELINE_API_URL",
+            show_envvar=True,
+            help="The HTTP API (default http://127.0.0.1:8000).",
+        ),
+    ] = None,
+) -> None:
+    """Dateline: event-sourced live blogs with a hash-chained, auditable history."""
+    from services.cli.client import Target
+
+    ctx.obj = Target.of(api_url, token)
+
+
+def _settings(**given: object) -> Settings:
+    fields = {k: v for k, v in given.items() if v is not None}
+    return Settings(**fields)  # type: ignore[arg-type]
+
+
+@app.command()
+def serve(
+    redis: RedisOpt = None,
+    data_dir: DataDirOpt = None,
+    host: HostOpt = None,
+    http_port: HttpPortOpt = None,
+    ws_port: WsPortOpt = None,
+) -> None:
+    """API, projector and gateway in one process; an embedded Valkey unless --redis is given."""
+    from services.run.serve import main
+
+    main(
+        _settings(
+            redis_url=redis, data_dir=data_dir, host=host, http_port=http_port, ws_port=ws_port
+        )
+    )
+
+
+@app.command()
+def api(
+    redis: RedisOpt = None,
+    host: HostOpt = None,
+    http_port: HttpPortOpt = None,
+) -> None:
+    """The HTTP API alone, on the store at --redis (for compose and scale-out)."""
+    from services.run.serve import main
+
+    settings = _settings(redis_url=redis, host=host, http_port=http_port)
+    _need_redis(settings)
+    main(settings, api=True, projector=False, gateway=False)
+
+
+@app.command()
+def projector(redis: RedisOpt = None) -> None:
+    """The projector alone, on the store at --redis (run several: they share the work)."""
+    from services.run.serve import main
+
+    settings = _settings(redis_url=redis)
+    _need_redis(settings)
+    main(settings, api=False, projector=True, gateway=False)
+
+
+@app.command()
+def gateway(
+    redis: RedisOpt = None,
+    host: HostOpt = None,
+    ws_port: WsPortOpt = None,
+    http_port: HttpPortOpt = None,
+) -> None:
+    """The websocket gateway alone, on the store at --redis (run several behind a balancer)."""
+    from services.run.serve import main
+
+    settings = _settings(redis_url=redis, host=host, ws_port=ws_port, http_port=http_port)
+    _need_redis(settings)
+    main(settings, api=False, projector=False, gateway=True)
+
+
+@app.command()
+def demo(
+    redis: RedisOpt = None,
+    data_dir: DataDirOpt = None,
+    host: HostOpt = None,
+    http_port: HttpPortOpt = None,
+    ws_port: WsPortOpt = None,
+    pace: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option("--pace", min=0, help="Seconds between updates (default 2 to 4; 0: at once)."),
+    ] = None,
+    story: Annotated[
+        str, typer.Option("--story", help="The demo story's id.")
+    ] = "demo-storm-oriane",
+) -> None:
+    """`serve` plus a sample story played in live, through the API; prints the reader URL."""
+    from events.ids import is_id
+    from services.demo.player import player
+    from services.run.serve import main
+
+    if not is_id(story):
+        typer.echo(f"error: {story!r} is not a story id (a-z, 0-9 and '-')", err=True)
+        raise typer.Exit(2)
+    settings = _settings(
+        redis_url=redis, data_dir=data_dir, host=host, http_port=http_port, ws_port=ws_port
+    )
+    main(settings, extra=player(story, pace))
+
+
+@app.command()
+def tail(
+    story: Annotated[str, typer.Argument(help="The story to follow.")],
+    ws_url: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--ws-url", help="The gateway (env DATELINE_WS_URL; ws://127.0.0.1:8001/ws)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Each frame as a JSON line.")] = False,
+) -> None:
+    """Follow a story live in the terminal, over the websocket gateway (Ctrl-C to stop)."""
+    from services.cli.tail import main
+
+    raise typer.Exit(main(story, ws_url or Settings().public_ws_url(), as_json=as_json))
+
+
+def _need_redis(settings: Settings) -> None:
+    if not settings.redis_url:
+        typer.echo("error: --redis URL (or DATELINE_REDIS_URL) is required", err=True)
+        raise typer.Exit(2)
+
+
+newsroom.register(app)
+app.add_typer(auditcli.app)
+
+
+def main() -> None:
+    app()

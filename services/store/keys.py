@@ -1,0 +1,115 @@
+"""The Redis key layout, in one place (docs/architecture.md draws it).
+
+Every key of a story carries the hash tag of its partition, ``dateline:{p}:...``, shared with that
+partition's projector feed, so every script touches one cluster slot: Redis Cluster is a setting,
+not a rewrite. ``p = crc32(story) % PARTITIONS``.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+PARTITIONS = 16
+"""Fixed for a store's life: it decides which slot a story's keys live in."""
+GROUP = "projectors"
+"""The consumer group every projector reads the feeds in (one group: each event folded once)."""
+CHANGES_KEPT = 1_024
+"""Changes kept per story for a websocket ``since`` (CONTRACT: at least the last 1,000)."""
+PARTITION_CHANGES_KEPT = 100_000
+"""Changes kept on each partition's stream that gateways tail (a gateway further behind resets)."""
+CHECKPOINT_EVERY = 1_000
+"""Every this many versions the projector stores the story-level view (meta, pin, key events) with
+its version's hash, so a replay folds at most this many events (services/audit/)."""
+
+
+def partition(story: str) -> int:
+    return zlib.crc32(story.encode()) % PARTITIONS
+
+
+def tag(story: str) -> str:
+    return f"dateline:{{{partition(story)}}}"
+
+
+def events(story: str) -> str:
+    """The record: one stream per story, entry id ``<version>-0``, field ``e`` the envelope."""
+    return f"{tag(story)}:s:{story}:events"
+
+
+def head(story: str) -> str:
+    """Hash ``v`` (version), ``h`` (hash) of the chain's last event."""
+    return f"{tag(story)}:s:{story}:head"
+
+
+def feed(p: int) -> str:
+    """The projector's feed of partition ``p``: every appended envelope, in append order."""
+    return f"dateline:{{{p}}}:feed"
+
+
+def feed_of(story: str) -> str:
+    return feed(partition(story))
+
+
+def idempotency(story: str, scope: str) -> str:
+    """The stored first answer of a keyed request, beside the event it appended."""
+    return f"{tag(story)}:idem:{scope}"
+
+
+def idempotency_claim(scope: str) -> str:
+    """Which request a token's key belongs to, whatever story it names (reuse detection)."""
+    return f"dateline:idem:{scope}"
+
+
+def meta(story: str) -> str:
+    """Projection: the story's own fields (hash: ``version``, ``json``, ``pinned``,
+    ``pinned_json``, ``key_events``)."""
+    return f"{tag(story)}:s:{story}:meta"
+
+
+def entries(story: str) -> str:
+    """Projection: entry id -> entry JSON."""
+    return f"{tag(story)}:s:{story}:entries"
+
+
+def order(story: str) -> str:
+    """Projection: entry ids scored by the version that published them (the paging index)."""
+    return f"{tag(story)}:s:{story}:order"
+
+
+def changes(story: str) -> str:
+    """The story's last changes (entry id ``<version>-0``), for a websocket ``since``."""
+    return f"{tag(story)}:s:{story}:changes"
+
+
+def partition_changes(p: int) -> str:
+    """Every change of the partition's stories, in order: what gateways tail (XREAD BLOCK)."""
+    return f"dateline:{{{p}}}:changes"
+
+
+def entry_index(story: str) -> str:
+    """Audit index: a sorted set of ``<entry id>:<version, 12 digits>``, one member per event
+    about an entry after the one that published it (that version is its score in ``order``),
+    all scored 0, so one entry's versions are one lexical range (ZRANGE BYLEX)."""
+    return f"{tag(story)}:s:{story}:entry-index"
+
+
+def entry_index_range(entry_id: str) -> tuple[str, str]:
+    """The ZRANGE BYLEX bounds of one entry's members (entry ids never hold ``:``)."""
+    return f"[{entry_id}:", f"({entry_id};"
+
+
+def checkpoints(story: str) -> str:
+    """Audit: the story-level view every ``CHECKPOINT_EVERY`` versions (derived, verified on use)."""
+    return f"{tag(story)}:s:{story}:checkpoints"
+
+
+def stories(p: int) -> str:
+    """Projection: the partition's stories scored by last activity (µs since the epoch)."""
+    return f"dateline:{{{p}}}:stories"
+
+
+TOKENS = "dateline:{tokens}:hashes"
+"""Hash: SHA-256 of a token -> ``{"name", "role"}`` JSON. Tokens themselves are never stored."""
+TOKEN_NAMES = "dateline:{tokens}:names"  # noqa: S105 - a key name, not a secret
+"""Hash: token name -> SHA-256 of the token."""
+TOKEN_REVOKED = "dateline:tokens:revoked"  # noqa: S105 - a channel name
+"""Pub/sub channel: a revoked token's hash, so every server drops it from its cache at once."""

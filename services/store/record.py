@@ -1,0 +1,340 @@
+"""The record: append and read a story's hash-chained events on Redis streams.
+
+An append is one server-side step (``scripts/append.lua``): check the expected version and head
+hash, check the idempotency key, XADD the envelope to the story's stream, move the head, record the
+idempotency answer and put the envelope on the projector's feed, all or nothing. The decision runs
+here in the shell, against the story's facts kept in memory and refreshed from the stream when the
+script reports that another writer moved the head, so a write costs one round trip when this
+process is the story's only writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib.resources import files
+
+import redis.asyncio as redis
+from pydantic import JsonValue
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from events.base import Command
+from events.chain import Envelope, canonical, seal
+from events.decide import decide
+from events.errors import (
+    DatelineError,
+    IdempotencyKeyReused,
+    StoreUnavailable,
+    VersionConflict,
+)
+from events.facts import StoryFacts
+from events.stamp import Stamp
+from projections import facts as facts_fold
+from services.store import keys
+from services.store.autopipeline import AutoPipeline, Script
+from services.store.connection import connect
+
+IDEMPOTENCY_TTL = 48 * 3600
+"""Seconds a keyed request's first answer is kept (the contract asks for at least 24 h)."""
+FACTS_CACHE = 10_000
+"""Stories whose decision facts one process keeps in memory (least recently used go first)."""
+READ_BATCH = 1_000
+
+
+class _Clock:
+    """Server time as the envelope's ``recorded_at``: UTC, microseconds, ``Z``
+    (``2026-12-01T18:50:00.123456Z``, what ``datetime.isoformat`` writes). The date and time of
+    day are formatted once a second; each call formats only its microseconds (a quarter of
+    the time of a ``datetime``, on every append)."""
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.prefix = ""
+
+    def __call__(self, ns: int | None = None) -> str:
+        us = (time.time_ns() if ns is None else ns) // 1_000
+        second, fraction = divmod(us, 1_000_000)
+        if second != self.second:
+            self.prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self.second = second
+        return f"{self.prefix}.{fraction:06d}Z"
+
+
+now_iso = _Clock()
+
+
+def new_event_id() -> str:
+    """A random (version 4) UUID as text: ``str(uuid.uuid4())`` without the object (a third of
+    the time, on every append)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40
+    raw[8] = raw[8] & 0x3F | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def new_id() -> str:
+    """A fresh entry or embed id (matches the contract's id pattern)."""
+    return os.urandom(6).hex()
+
+
+@contextmanager
+def reachable() -> Iterator[None]:
+    """Turn a lost connection to the store into the contract's 503 ``store_unavailable``."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+        raise StoreUnavailable(f"the store is unreachable: {error}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Keyed:
+    """An ``Idempotency-Key`` request: the key scoped to its token, and what the request was."""
+
+    key: str
+    scope: str
+    fingerprint: str
+
+    @classmethod
+    def of(cls, token_hash: str, key: str, method: str, path: str, body: JsonValue) -> Keyed:
+        """Identity of a request: method, path and parsed JSON body (CONTRACT "Idempotency")."""
+        scope = hashlib.sha256(f"{token_hash}\n{key}".encode()).hexdigest()[:40]
+        request = canonical({"method": method, "path": path, "body": body})
+        return cls(key, scope, hashlib.sha256(request).hexdigest())
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """The answer to an append: the envelope and its stored JSON (the 201 body)."""
+
+    envelope: Envelope | None
+    body: bytes
+    replayed: bool = False
+
+
+@dataclass(slots=True)
+class _Cached:
+    facts: StoryFacts
+    recorded_at: str = ""
+    names: list[str] = field(default_factory=list)
+    """The story's stream, head, feed and unkeyed idempotency key, as ``append.lua`` takes them."""
+
+    @classmethod
+    def new(cls, story: str) -> _Cached:
+        names = [
+            keys.events(story),
+            keys.head(story),
+            keys.feed_of(story),
+            keys.idempotency(story, "-"),
+        ]
+        return cls(StoryFacts(story), names=names)
+
+
+APPEND_SCRIPT = files("services.store.scripts").joinpath("append.lua").read_text()
+
+
+class Store:
+    """Appends to and reads from the record on a Redis-protocol server."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.pipe = AutoPipeline(client)
+        """The write path's connection (appends, the projector's writes): auto-pipelined."""
+        self._append = Script(self.pipe, APPEND_SCRIPT)
+        self._facts: OrderedDict[str, _Cached] = OrderedDict()
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @classmethod
+    def from_url(cls, url: str) -> Store:
+        return cls(connect(url))
+
+    async def close(self) -> None:
+        await self.pipe.close()
+        await self.client.aclose()
+
+    async def ping(self) -> bool:
+        with reachable():
+            return bool(await self.client.ping())
+
+    # -- reading the record -------------------------------------------------------------------
+
+    async def read(
+        self,
+        story: str,
+        from_version: int = 1,
+        to_version: int | None = None,
+        limit: int | None = None,
+    ) -> list[Envelope]:
+        """Envelopes ``from_version..to_version`` in version order, at most ``limit``."""
+        rows = await self.read_raw(story, from_version, to_version, limit)
+        return [Envelope.model_validate_json(raw) for _, raw in rows]
+
+    async def read_raw(
+        self,
+        story: str,
+        from_version: int = 1,
+        to_version: int | None = None,
+        limit: int | None = None,
+    ) -> list[tuple[int, bytes]]:
+        """Like ``read``, but each envelope's stored JSON as is, with its version (for serving)."""
+        end = "+" if to_version is None else f"{to_version}-0"
+        with reachable():
+            rows = await self.client.xrange(
+                keys.events(story), f"{max(from_version, 1)}-0", end, count=limit
+            )
+        return [(int(stream_id.split(b"-", 1)[0]), fields[b"e"]) for stream_id, fields in rows]
+
+    async def iterate(self, story: str, from_version: int = 1) -> AsyncIterator[Envelope]:
+        """Every envelope from ``from_version`` on, read in batches (for long stories)."""
+        start = max(from_version, 1)
+        while True:
+            batch = await self.read(story, start, limit=READ_BATCH)
+            for envelope in batch:
+                yield envelope
+            if len(batch) < READ_BATCH:
+                return
+            start = batch[-1].version + 1
+
+    async def head(self, story: str) -> tuple[int, str | None]:
+        """The story's current version and chain head hash (0 and None when it does not exist)."""
+        with reachable():
+            v, h = await self.client.hmget(keys.head(story), "v", "h")
+        return (int(v), h.decode()) if v else (0, None)
+
+    # -- deciding and appending ---------------------------------------------------------------
+
+    async def facts(self, story: str, *, refresh: bool = False) -> StoryFacts:
+        """The story's decision facts, from memory, brought up to the stream's head if asked."""
+        cached = self._facts.get(story)
+        if cached is None:
+            cached = _Cached.new(story)
+            self._facts[story] = cached
+            refresh = True
+        self._facts.move_to_end(story)
+        while len(self._facts) > FACTS_CACHE:
+            self._facts.popitem(last=False)
+        if refresh:
+            async for envelope in self.iterate(story, cached.facts.version + 1):
+                cached.facts = facts_fold.apply(cached.facts, envelope)
+                cached.recorded_at = envelope.recorded_at
+        return cached.facts
+
+    def _lock(self, story: str) -> asyncio.Lock:
+        lock = self._locks.get(story)
+        if lock is None:
+            if len(self._locks) > FACTS_CACHE:
+                self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+            lock = self._locks[story] = asyncio.Lock()
+        return lock
+
+    async def first_answer(self, story: str, keyed: Keyed) -> Appended | None:
+        """The stored answer of a keyed request seen before, or None; refuses a reused key.
+
+        Also claims the key for this request across every story, so the same key with another
+        request, on any story, is refused (CONTRACT "Idempotency identity").
+        """
+        claim_key = keys.idempotency_claim(keyed.scope)
+        with reachable():  # three commands, one round trip on the write path's connection
+            record, _, claim = await asyncio.gather(
+                self.pipe.execute("GET", keys.idempotency(story, keyed.scope)),
+                self.pipe.execute("SET", claim_key, keyed.fingerprint, "NX", "EX", IDEMPOTENCY_TTL),
+                self.pipe.execute("GET", claim_key),
+            )
+        if claim is not None and claim.decode() != keyed.fingerprint:
+            raise IdempotencyKeyReused("this Idempotency-Key was used for another request")
+        if record is None:
+            return None
+        if record[:64].decode() != keyed.fingerprint:
+            raise IdempotencyKeyReused("this Idempotency-Key was used for another request")
+        return Appended(None, bytes(record[65:]), replayed=True)
+
+    async def release(self, keyed: Keyed) -> None:
+        """Give up the claim of a keyed request that was refused, so a fixed retry may use it."""
+        with reachable():
+            await self.client.delete(keys.idempotency_claim(keyed.scope))
+
+    async def append(
+        self,
+        story: str,
+        command: Command,
+        *,
+        actor: str,
+        expected_version: int | None = None,
+        keyed: Keyed | None = None,
+    ) -> Appended:
+        """Decide ``command`` against the story and append the event, exactly once.
+
+        Raises the decision's error, ``VersionConflict`` when ``expected_version`` is not the
+        story's version, ``IdempotencyKeyReused``, or ``StoreUnavailable``.
+        """
+        if keyed is not None:
+            answer = await self.first_answer(story, keyed)
+            if answer is not None:
+                return answer
+        async with self._lock(story):
+            refresh = False
+            while True:
+                facts = await self.facts(story, refresh=refresh)
+                if expected_version is not None and expected_version != facts.version:
+                    if not refresh:  # our memory may be behind: look before refusing
+                        refresh = True
+                        continue
+                    raise VersionConflict(
+                        f"story is at version {facts.version}, not {expected_version}",
+                        facts.version,
+                    )
+                cached = self._facts[story]
+                recorded_at = max(now_iso(), cached.recorded_at)  # never before the previous event
+                stamp = Stamp(recorded_at=recorded_at, actor=actor, new_id=new_id())
+                try:
+                    event = decide(facts, command, stamp)
+                except DatelineError:
+                    if refresh:
+                        raise
+                    refresh = True  # refuse only on facts fresh from the stream, never stale ones
+                    continue
+                envelope = seal(
+                    event_id=new_event_id(),
+                    story=story,
+                    version=facts.version + 1,
+                    type=event.TYPE,
+                    data=event.to_data(),
+                    actor=actor,
+                    recorded_at=recorded_at,
+                    idempotency_key=None if keyed is None else keyed.key,
+                    prev_hash=facts.head_hash,
+                )
+                body = envelope.to_json()
+                with reachable():
+                    names = cached.names
+                    if keyed is not None:
+                        names = [*names[:3], keys.idempotency(story, keyed.scope)]
+                    status, value = await self._append(
+                        names,
+                        [
+                            facts.version,
+                            facts.head_hash,
+                            envelope.version,
+                            envelope.hash,
+                            body,
+                            keyed.fingerprint if keyed else "",
+                            IDEMPOTENCY_TTL,
+                            story,
+                        ],
+                    )
+                if status == b"ok":
+                    cached.facts = facts_fold.apply(facts, envelope)
+                    cached.recorded_at = recorded_at
+                    return Appended(envelope, body)
+                if status == b"dup":
+                    return Appended(None, bytes(value), replayed=True)
+                if status == b"reused":
+                    raise IdempotencyKeyReused("this Idempotency-Key was used for another request")
+                refresh = True  # another writer moved the head: catch up and decide again

@@ -1,0 +1,157 @@
+"""API tokens: created by an admin, stored only as SHA-256 hashes, revoked at once everywhere.
+
+A token is shown once, when created. A request's token is hashed and looked up; the answer is kept
+in a small per-process cache that every server empties of a token the moment it is revoked (a
+pub/sub message on ``dateline:tokens:revoked``; the cache also forgets entries after
+``CACHE_SECONDS`` in case a message is lost). ``DATELINE_ADMIN_TOKEN`` is compared in constant time
+and acts as ``admin:bootstrap``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from dataclasses import dataclass
+
+import orjson
+import redis.asyncio as redis
+
+from events.errors import InvalidRequest, TokenNameTaken, UnknownToken
+from events.stamp import ROLES, Role
+from services.store import keys
+from services.store.record import reachable
+
+CACHE_SECONDS = 5.0
+_CREATE = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return 1
+"""
+"""Name and token record together or not at all (both keys share the ``{tokens}`` slot)."""
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is asking: a role and the token's name; ``actor`` goes into envelopes."""
+
+    role: Role
+    name: str
+    token_hash: str
+
+    @property
+    def actor(self) -> str:
+        return f"{self.role}:{self.name}"
+
+    def may(self, role: Role) -> bool:
+        """Admins may do what editors and auditors may."""
+        return self.role == role or self.role == "admin"
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Tokens:
+    """Create, revoke and resolve tokens on the store."""
+
+    def __init__(self, client: redis.Redis, admin_token: str | None = None) -> None:
+        self.client = client
+        self._bootstrap = token_hash(admin_token) if admin_token else None
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._listener: asyncio.Task[None] | None = None
+        self._create = client.register_script(_CREATE)
+
+    async def resolve(self, token: str) -> Principal | None:
+        """The principal of a bearer token, or None when it is unknown or revoked."""
+        digest = token_hash(token)
+        if self._bootstrap and hmac.compare_digest(digest, self._bootstrap):
+            return Principal("admin", "bootstrap", digest)
+        hit = self._cache.get(digest)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        with reachable():
+            raw = await self.client.hget(keys.TOKENS, digest)
+        principal = None
+        if raw is not None:
+            record = orjson.loads(raw)
+            principal = Principal(record["role"], record["name"], digest)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[digest] = (now + CACHE_SECONDS, principal)
+        return principal
+
+    async def create(self, role: str, name: str | None = None) -> tuple[str, Principal]:
+        """A new token for ``role``: returned once, stored as its hash."""
+        if role not in ROLES:
+            raise InvalidRequest(
+                f"unknown role {role!r}", {"field": "role", "allowed": list(ROLES)}
+            )
+        if name is None:
+            name = f"{role}-{secrets.token_hex(4)}"
+        if not isinstance(name, str) or not NAME.fullmatch(name):
+            raise InvalidRequest(
+                "a token name is 1-64 of a-z, 0-9, '.', '_' and '-', starting with a letter or digit",
+                {"field": "name"},
+            )
+        token = "dl_" + secrets.token_urlsafe(32)
+        digest = token_hash(token)
+        record = orjson.dumps({"role": role, "name": name})
+        with reachable():
+            created = await self._create(
+                keys=[keys.TOKEN_NAMES, keys.TOKENS], args=[name, digest, record]
+            )
+        if not created:
+            raise TokenNameTaken(f"a token named {name!r} exists")
+        return token, Principal(role, name, digest)  # type: ignore[arg-type]
+
+    async def revoke(self, name: str) -> None:
+        """Revoke a token by name, on every server at once."""
+        with reachable():
+            digest = await self.client.hget(keys.TOKEN_NAMES, name)
+            if digest is None:
+                raise UnknownToken(f"no token named {name!r}")
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.hdel(keys.TOKENS, digest)
+                pipe.hdel(keys.TOKEN_NAMES, name)
+                pipe.publish(keys.TOKEN_REVOKED, digest)
+                await pipe.execute()
+        self._cache.pop(digest.decode(), None)
+
+    async def any(self) -> bool:
+        """Whether the store holds any token (``serve`` creates the first admin when not)."""
+        with reachable():
+            return bool(await self.client.hlen(keys.TOKENS))
+
+    async def listen(self) -> None:
+        """Drop revoked tokens from this process's cache as soon as any server revokes them."""
+        while True:
+            try:
+                async with self.client.pubsub() as pubsub:
+                    await pubsub.subscribe(keys.TOKEN_REVOKED)
+                    self._cache.clear()  # we may have missed messages while disconnected
+                    async for message in pubsub.listen():
+                        if message["type"] == "message":
+                            self._cache.pop(message["data"].decode(), None)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self._cache.clear()
+                await asyncio.sleep(1.0)
+
+    def start(self) -> None:
+        if self._listener is None:
+            self._listener = asyncio.get_running_loop().create_task(self.listen())
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
