@@ -48,7 +48,7 @@ from bench.common import (
 )
 from bench.fanout import GAP, STORY, Phase, layout_main, measure_server, ms, setup_servers
 from bench.floors import E2E_MANY_P99, E2E_ONE_P50, E2E_ONE_P99
-from services.realtime.gateway import changes_of
+from services.realtime.frames import changes_of
 from services.store import keys
 from services.store.connection import connect
 
@@ -70,7 +70,7 @@ async def spy(url: str, story: str, seen: dict[bytes, dict[int, int]]) -> None:
                     versions = (
                         [int(fields[b"v"])]
                         if b"__data__" in fields  # a feed entry: one envelope
-                        else [v for v, _ in changes_of(entry_id, fields)]
+                        else [v for v, _ in changes_of(fields)]
                     )
                     for version in versions:
                         seen.setdefault(stream, {})[version] = now

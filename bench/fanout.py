@@ -74,7 +74,7 @@ from bench.common import (
 )
 from bench.floors import FANOUT_LAST, FANOUT_RATE
 from bench.ws_floor import STREAM, floor_frames
-from services.realtime.gateway import changes_of
+from services.realtime.frames import changes_of
 from services.store import keys
 from services.store.connection import connect
 
@@ -621,7 +621,7 @@ async def change_template(url: str, story: str) -> bytes:
         await client.aclose()
     if not rows:
         raise RuntimeError(f"no change frames for {story}: is the projector running?")
-    return bytes(changes_of(*rows[0])[-1][1])
+    return bytes(changes_of(rows[0][1])[-1][1])
 
 
 # -- the bench ----------------------------------------------------------------------------------

@@ -1,18 +1,20 @@
-"""The websocket gateway: every change, in order, to every browser watching a story.
+"""The websocket gateway: the asyncio shell that performs what each subscription decides.
 
-Protocol (CONTRACT.md "Websocket gateway"): JSON text frames; ops ``subscribe`` (optionally with
-``since``), ``unsubscribe``, ``ping``. Rules:
-- the projector writes each change atomically with the state it describes, onto the story's own
-  changes stream (the last ``CHANGES_KEPT`` versions, for ``since``) and its partition's stream,
-  which every gateway tails (XREAD BLOCK); any number of gateways deliver the same versions;
-- a subscriber is registered *before* its snapshot (or its ``since`` replay) is read, and buffers
-  live changes meanwhile; the buffer is then drained past the version it was given, filling any
-  hole from the story's changes stream, so versions per story arrive strictly increasing by one,
-  with no gap and no duplicate, even when a subscribe races a burst of appends;
-- each change is serialized once, by the projector; the gateway writes those same bytes to every
-  live subscriber, never re-encoding per client;
-- a client that owes more than ``MAX_BUFFER`` beyond its transport is closed with 1013 and dropped
-  at once, so it never delays anyone else; it resumes with ``since``;
+The ordering rules live in ``services.realtime.subscription`` (no I/O); this module only moves
+bytes and reads the store, as websockets' ``asyncio/connection.py`` does for its ``Protocol``:
+- the tail follows every partition's changes stream (XREAD BLOCK) from the last entry each held
+  when it started, so no change projected after the gateway starts is skipped, and hands each
+  change to its story's channel (CONTRACT.md "Websocket gateway");
+- a channel's live subscribers share one ``Subscription`` (the group): a change that follows the
+  group's version is framed once and written to every live client, a comparison and a write each;
+  anything else (a hole the tail left, a duplicate) goes through the group's rules, and a hole is
+  filled once for all of them;
+- a joiner has a ``Subscription`` of its own, registered before its snapshot or ``since`` replay is
+  read; once it has sent everything it knows of, at the group's version, it joins the live set;
+- reads (snapshots, replays, hole fills) run at most ``READS_AT_ONCE`` at a time, so a crowd
+  joining at once waits for the store instead of exhausting the connection pool (issue 9);
+- a client that owes more than ``MAX_BUFFER`` beyond its transport is closed with 1013
+  (``services.realtime.backlog``), so it never delays anyone else; it resumes with ``since``;
 - limits: frames in at most ``MAX_FRAME`` bytes (1009 beyond), ``MAX_SUBSCRIPTIONS`` stories a
   connection (``too_many_subscriptions``), an Origin allow-list, compression off, heartbeat pings.
 """
@@ -23,23 +25,48 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import redis.asyncio as redis
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import State
 
-from events.errors import DatelineError
+from events.errors import (
+    BadRequest,
+    DatelineError,
+    StoreUnavailable,
+    TooManySubscriptions,
+    UnknownStory,
+)
 from events.ids import is_id
 from projections.story import DEFAULT_LIMIT
+from services.realtime.backlog import Backlog
+from services.realtime.frames import (
+    PONG,
+    changes_of,
+    error_frame,
+    parse_request,
+    snapshot_frame,
+    wire,
+)
+from services.realtime.subscription import (
+    TRY_AGAIN_LATER,
+    Actions,
+    Close,
+    FetchChanges,
+    Phase,
+    Read,
+    ReadSnapshot,
+    Replay,
+    Send,
+    Subscription,
+)
 from services.store import keys
 from services.store.readmodel import ReadModel
+from services.store.record import reachable
 
 log = logging.getLogger("dateline.gateway")
 
@@ -47,8 +74,6 @@ MAX_FRAME = 64 * 1024
 """Largest frame a client may send (CONTRACT: 64 KiB; a larger one closes with 1009)."""
 MAX_SUBSCRIPTIONS = 100
 """Stories one connection may follow at once (CONTRACT: 100)."""
-MAX_BUFFER = 1024 * 1024
-"""Bytes of frames a client may owe beyond its transport before it is closed with 1013."""
 WRITE_LIMIT = 64 * 1024
 """A transport buffer past this pushes back (websockets ``write_limit``): frames then wait in the
 client's own backlog, which can be dropped, instead of the transport's, which cannot."""
@@ -57,54 +82,18 @@ PING_TIMEOUT = 20.0
 TAIL_BLOCK_MS = 1_000
 TAIL_COUNT = 1_000
 REPLAY_LIMIT = 2_000
+"""Entries of a story's changes stream one replay or hole fill reads (each holds 1+ changes)."""
+READS_AT_ONCE = 32
+"""Store reads in flight at once: well below redis-py's pool (100 connections, and it refuses
+rather than waits past them), leaving room for the tail's blocking read."""
+RETRIES = (0.2, 0.5, 1.0)
+"""Pauses between attempts of a read for subscribers already sent something; then 1013."""
+STORE_AWAY = "store unavailable: resume with since"
 
-
-def changes_of(entry_id: bytes, fields: Mapping[bytes, bytes]) -> list[tuple[int, bytes]]:
-    """The changes one entry of a changes stream holds, as (version, change JSON), in order.
-
-    ``project.lua`` writes the changes of a run of versions as one entry: each version a field
-    (its value the change), beside ``s`` (the story) on a partition's stream; a story's entry
-    has the id of the run's last version. An entry of the first layout (one change: ``c``, with
-    ``v`` or the id's version) reads as a run of one.
-    """
-    legacy = fields.get(b"c")
-    if legacy is not None:
-        version = fields.get(b"v") or entry_id.split(b"-", 1)[0]
-        return [(int(version), legacy)]
-    return [(int(name), change) for name, change in fields.items() if name != b"s"]
-
-
-def wire(message: bytes) -> bytes:
-    """A JSON text message as the bytes of one unmasked, uncompressed websocket frame."""
-    return Frame(Opcode.TEXT, message).serialize(mask=False)
-
-
-def error_frame(code: str, message: str, story: str | None = None) -> bytes:
-    body: dict[str, Any] = {"type": "error", "code": code, "message": message}
-    if story is not None:
-        body["story"] = story
-    return orjson.dumps(body)
-
-
-@dataclass(eq=False)
-class Joiner:
-    """A subscriber catching up: live changes wait in ``buffer`` until it reaches the tail."""
-
-    client: Client
-    version: int = 0
-    buffer: list[tuple[int, bytes]] = field(default_factory=list)
-    """Live changes (version, framed bytes) that arrived while it caught up."""
-    ready: bool = False
-    """Its snapshot or replay is sent; only the tail's own progress remains."""
-
-
-@dataclass(eq=False)
-class Channel:
-    """One story's subscribers on this gateway, and the last version its tail delivered."""
-
-    version: int = 0
-    live: set[Client] = field(default_factory=set)
-    joining: dict[Client, Joiner] = field(default_factory=dict)
+Entries = list[tuple[bytes, dict[bytes, bytes]]]
+"""Stream entries as redis-py returns them without ``decode_responses``: (id, fields)."""
+Streams = list[tuple[bytes, Entries]]
+"""An XREAD reply: (stream name, its entries)."""
 
 
 @dataclass(eq=False)
@@ -112,74 +101,75 @@ class Client:
     """One websocket connection, the stories it follows, and what it still owes to be sent.
 
     Frames go straight to the transport, as ``websockets.broadcast`` does, while the transport
-    keeps up; once it pushes back (its buffer is past ``WRITE_LIMIT``), frames wait in a backlog
-    of our own that a flusher drains. A backlog past ``MAX_BUFFER`` is dropped and the client is
-    closed with 1013: the close frame then sits behind at most ``WRITE_LIMIT`` bytes, so even a
-    phone that wakes up late learns why it was cut off.
+    keeps up; once it pushes back (its buffer is past ``WRITE_LIMIT``), frames wait in the
+    client's ``Backlog``, which a flusher drains and which closes it with 1013 when full.
     """
 
     connection: ServerConnection
     stories: set[str] = field(default_factory=set)
-    backlog: deque[bytes] = field(default_factory=deque)
-    owed: int = 0
+    backlog: Backlog = field(default_factory=Backlog)
     flusher: asyncio.Task[None] | None = None
     closed: bool = False
 
     def send(self, message: bytes) -> bool:
-        """Send one JSON text message to this client alone (snapshots, replays, errors)."""
+        """Send one JSON text message to this client alone (errors, pongs)."""
         return self.write(wire(message))
 
     def write(self, frame: bytes) -> bool:
         """Queue one whole websocket frame, already framed, without waiting; False once gone.
 
         Server frames are not masked and compression is off, so the frame of a change is the
-        same bytes for every client: ``Gateway.deliver`` frames it once and every live client
-        gets those bytes. Whole frames written straight to the transport interleave safely with
-        the control frames websockets writes itself (it flushes each as it makes it).
+        same bytes for every client. Whole frames written straight to the transport interleave
+        safely with the control frames websockets writes itself (it flushes each as it makes it).
         """
         connection = self.connection
         if self.closed or connection.protocol.state is not State.OPEN:
             return False
-        if not self.backlog and not connection.paused:
+        if not self.backlog.owed and not connection.paused:
             try:
                 connection.transport.write(frame)
             except Exception:  # a broken transport: the handler will see it close
                 return False
             return True
-        if self.owed + len(frame) > MAX_BUFFER:
-            self.too_slow()
+        if not self.backlog.queue(frame):
+            self.close(TRY_AGAIN_LATER, "too slow: resume with since")
             return False
-        self.backlog.append(frame)
-        self.owed += len(frame)
         if self.flusher is None:
             self.flusher = asyncio.get_running_loop().create_task(self._flush())
         return True
 
     async def _flush(self) -> None:
-        connection = self.connection
+        connection, backlog = self.connection, self.backlog
         try:
-            while self.backlog:
+            while backlog.owed:
                 await connection.drain()
-                while self.backlog and not connection.paused:
-                    frame = self.backlog.popleft()
-                    self.owed -= len(frame)
+                while not connection.paused and (frame := backlog.next()) is not None:
                     connection.transport.write(frame)
         except Exception:  # the connection went away: nothing left to flush
-            self.backlog.clear()
-            self.owed = 0
+            backlog.clear()
         finally:
             self.flusher = None
 
-    def too_slow(self) -> None:
-        """Drop what is owed and close with 1013; the client resumes with ``since``."""
+    def close(self, code: int, reason: str) -> None:
+        """Drop what is owed and close; the client resumes with ``since``."""
+        if self.closed:
+            return
         self.closed = True
         self.backlog.clear()
-        self.owed = 0
         if self.flusher is not None:
             self.flusher.cancel()
-        asyncio.get_running_loop().create_task(
-            self.connection.close(CloseCode.TRY_AGAIN_LATER, "too slow: resume with since")
-        )
+        asyncio.get_running_loop().create_task(self.connection.close(code, reason))
+
+
+@dataclass(eq=False)
+class Channel:
+    """One story's subscribers on this gateway: the live set and its group, and the joiners."""
+
+    story: str
+    group: Subscription | None = None
+    """The live set's shared rules (None while no one is live)."""
+    live: set[Client] = field(default_factory=set)
+    joining: dict[Client, Subscription] = field(default_factory=dict)
 
 
 class Gateway:
@@ -191,18 +181,42 @@ class Gateway:
         self.origins = list(origins) if origins is not None else None
         self.channels: dict[str, Channel] = {}
         self.clients: set[Client] = set()
+        self.delivered = 0
+        self._reading = asyncio.Semaphore(READS_AT_ONCE)
+        self._tasks: set[asyncio.Task[None]] = set()
         self._tail: asyncio.Task[None] | None = None
         self._server: Server | None = None
-        self.delivered = 0
 
     # -- the tail: one reader of every partition's changes -------------------------------------
 
-    async def tail(self) -> None:
-        """Follow every partition's changes stream from now on, forever."""
-        streams = {keys.partition_changes(p): "$" for p in range(keys.PARTITIONS)}
+    async def positions(self) -> dict[str, bytes | str]:
+        """Where the tail starts: each partition's last entry now ("0-0" for a stream not made yet).
+
+        Not "$": XREAD re-reads "$" as the newest id at each call, so an entry appended between
+        two calls to a partition the tail had not read yet would be skipped.
+        """
+        names = [keys.partition_changes(p) for p in range(keys.PARTITIONS)]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.xrevrange(name, count=1)
+            tops = await pipe.execute()
+        return {name: top[0][0] if top else "0-0" for name, top in zip(names, tops, strict=True)}
+
+    async def tail(self, streams: dict[str, bytes | str] | None = None) -> None:
+        """Follow every partition's changes stream from ``streams`` (default: now) on, forever."""
+        while streams is None:
+            try:
+                streams = await self.positions()
+            except redis.RedisError as error:
+                log.warning("change tail cannot start: %s", error)
+                await asyncio.sleep(0.5)
         while True:
             try:
-                replies = await self.client.xread(streams, count=TAIL_COUNT, block=TAIL_BLOCK_MS)
+                replies: Streams = await self.client.xread(  # type: ignore[assignment]  # bytes, not decoded
+                    streams,  # type: ignore[arg-type]  # redis-py's StreamIdT forgets bytes ids
+                    count=TAIL_COUNT,
+                    block=TAIL_BLOCK_MS,
+                )
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -214,40 +228,145 @@ class Gateway:
                 for entry_id, fields in entries:
                     streams[name] = entry_id
                     story = fields[b"s"].decode()
-                    for version, change in changes_of(entry_id, fields):
+                    for version, change in changes_of(fields):
                         self.deliver(story, version, change)
 
-    def deliver(self, story: str, version: int, frame: bytes) -> None:
-        """One change from the tail: to every live subscriber, and into every joiner's buffer."""
+    def deliver(self, story: str, version: int, change: bytes) -> None:
+        """One change from the tail: to every live subscriber, and to every joiner's rules."""
         channel = self.channels.get(story)
         if channel is None:
             return
-        if version <= channel.version:
-            return  # already delivered (a tail restart re-reading): never twice
-        channel.version = version
-        framed = wire(frame)  # framed once, the same bytes for every client
-        for client in list(channel.live):
-            if client.write(framed):
-                self.delivered += 1
-            else:
-                self.drop(client)
-        for joiner in list(channel.joining.values()):
-            joiner.buffer.append((version, framed))
-            if joiner.ready:
-                self._settle(story, channel, joiner)
+        frame = wire(change)  # framed once, the same bytes for every client
+        group = channel.group
+        if group is not None:
+            read = self._perform(channel, None, group, group.delivered(version, frame))
+            if read is not None:  # a hole the tail left: filled once for the whole live set
+                self._spawn(channel, None, group, read)
+        if channel.joining:
+            for client, joiner in list(channel.joining.items()):
+                read = self._perform(channel, client, joiner, joiner.delivered(version, frame))
+                if read is not None:
+                    self._spawn(channel, client, joiner, read)
+            self._merge(channel)
 
-    def _settle(self, story: str, channel: Channel, joiner: Joiner) -> None:
-        """A ready joiner whose version the tail has reached becomes live (no await: no race)."""
-        for version, frame in joiner.buffer:
-            if version == joiner.version + 1:
-                if not joiner.client.write(frame):
-                    self.drop(joiner.client)
-                    return
-                joiner.version = version
-        joiner.buffer.clear()
-        if joiner.version == channel.version:
-            del channel.joining[joiner.client]
-            channel.live.add(joiner.client)
+    # -- performing what the rules decide -------------------------------------------------------
+
+    def _perform(
+        self, channel: Channel, client: Client | None, sub: Subscription, actions: Actions
+    ) -> Read | None:
+        """Do ``actions`` for one joiner (``client``) or the live set (None); the read asked, if any."""
+        asked: Read | None = None
+        for action in actions:
+            if isinstance(action, Send):
+                if client is None:
+                    for live in list(channel.live):
+                        if live.write(action.frame):
+                            self.delivered += 1
+                        else:
+                            self.drop(live)
+                elif not client.write(action.frame):
+                    self.drop(client)
+                    return None
+            elif isinstance(action, Close):
+                for gone in [client] if client is not None else list(channel.live):
+                    gone.close(action.code, action.reason)
+                    self.drop(gone)
+                return None
+            else:
+                asked = action
+        if asked is not None and not self._current(channel, client, sub):
+            return None
+        return asked
+
+    def _spawn(
+        self, channel: Channel, client: Client | None, sub: Subscription, read: Read
+    ) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(channel, client, sub, read))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _current(self, channel: Channel, client: Client | None, sub: Subscription) -> bool:
+        """Whether ``sub`` still speaks for ``client`` (or the live set) on a channel still here."""
+        if self.channels.get(channel.story) is not channel:
+            return False
+        return channel.group is sub if client is None else channel.joining.get(client) is sub
+
+    async def _run(
+        self, channel: Channel, client: Client | None, sub: Subscription, read: Read | None
+    ) -> None:
+        """Perform reads until ``sub`` asks for none: answer each, do what it then decides."""
+        while read is not None:
+            try:
+                actions = await self._answer(channel.story, sub, read)
+            except (DatelineError, redis.RedisError) as error:
+                self._failed(channel, client, sub, error)
+                return
+            if not self._current(channel, client, sub):
+                return
+            read = self._perform(channel, client, sub, actions)
+            self._merge(channel)
+
+    async def _answer(self, story: str, sub: Subscription, read: Read) -> Actions:
+        """Perform one read and hand its result to ``sub``; retried while it has sent something."""
+        for pause in (*RETRIES, None):
+            try:
+                async with self._reading:
+                    with reachable():
+                        return await self._read(story, sub, read)
+            except (DatelineError, redis.RedisError):
+                if pause is None or sub.phase is not Phase.SYNCED:
+                    raise
+                await asyncio.sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _read(self, story: str, sub: Subscription, read: Read) -> Actions:
+        if isinstance(read, ReadSnapshot):
+            state = await self.reads.story(story, DEFAULT_LIMIT, None)
+            version, frame = snapshot_frame(story, state, read.reset)
+            return sub.snapshot_read(version, frame)
+        if isinstance(read, Replay):
+            changes = await self._changes(story, read.since)
+            return sub.replayed(await self.reads.version(story), changes)
+        assert isinstance(read, FetchChanges)
+        return sub.fetched(read.after, await self._changes(story, read.after))
+
+    async def _changes(self, story: str, after: int) -> list[tuple[int, bytes]]:
+        """The story's kept changes past version ``after`` (framed), as far as one read goes.
+
+        An entry's id is the last version it holds, so the entries from ``after + 1`` on hold
+        every kept change past ``after`` (the first perhaps some before it, dropped here).
+        """
+        rows: Entries = await self.client.xrange(  # type: ignore[assignment]  # bytes, not decoded
+            keys.changes(story), f"{after + 1}-0", "+", count=REPLAY_LIMIT
+        )
+        return [(v, wire(c)) for _, fields in rows for v, c in changes_of(fields) if v > after]
+
+    def _failed(
+        self, channel: Channel, client: Client | None, sub: Subscription, error: Exception
+    ) -> None:
+        """A read failed: a joiner sent nothing yet gets the error; anyone else is closed 1013."""
+        if not self._current(channel, client, sub):
+            return
+        if client is not None and sub.phase is Phase.WAITING:
+            self.unsubscribe(client, channel.story)
+            if not isinstance(error, DatelineError):
+                error = StoreUnavailable(str(error))
+            client.send(error_frame(error, channel.story))
+            return
+        log.warning("closing subscribers of %s: %s", channel.story, error)
+        for gone in [client] if client is not None else list(channel.live):
+            gone.close(TRY_AGAIN_LATER, STORE_AWAY)
+            self.drop(gone)
+
+    def _merge(self, channel: Channel) -> None:
+        """Joiners that have sent all they know of, at the group's version, join the live set."""
+        group = channel.group
+        for client, joiner in list(channel.joining.items()):
+            if joiner.settled and (group is None or joiner.version == group.version):
+                if group is None:
+                    group = channel.group = Subscription.at(joiner.version)
+                del channel.joining[client]
+                channel.live.add(client)
 
     # -- subscribing ---------------------------------------------------------------------------
 
@@ -256,99 +375,21 @@ class Gateway:
         if story in client.stories:
             self.unsubscribe(client, story)
         if len(client.stories) >= MAX_SUBSCRIPTIONS:
-            client.send(
-                error_frame(
-                    "too_many_subscriptions",
-                    f"at most {MAX_SUBSCRIPTIONS} stories a connection",
-                    story,
-                )
-            )
-            return
-        try:
-            current = await self.reads.version(story) if is_id(story) else 0
-        except DatelineError as error:  # the store is away: say so, and keep the connection
-            client.send(error_frame(error.code, error.message, story))
-            return
-        if current == 0:
-            client.send(error_frame("unknown_story", f"story {story!r} does not exist", story))
-            return
-        channel = self.channels.setdefault(story, Channel())
-        joiner = Joiner(client)
-        channel.joining[client] = joiner
+            raise TooManySubscriptions(f"at most {MAX_SUBSCRIPTIONS} stories a connection")
+        if not is_id(story) or not await self._exists(story):
+            raise UnknownStory(f"story {story!r} does not exist")
+        channel = self.channels.get(story)
+        if channel is None:
+            channel = self.channels[story] = Channel(story)
+        joiner = Subscription()
+        channel.joining[client] = joiner  # registered before the read (subscription rule 1)
         client.stories.add(story)
-        try:
-            replayed = await self._replay(story, since) if since is not None else None
-            if replayed is None:
-                state = await self.reads.story(story, DEFAULT_LIMIT, None)
-                version = int(state["version"])  # type: ignore[arg-type]
-                snapshot = {"type": "snapshot", "story": story, "version": version, "state": state}
-                if since is not None:
-                    snapshot["reset"] = True
-                client.send(orjson.dumps(snapshot))
-                joiner.version = version
-            else:
-                for _version, frame in replayed:
-                    client.send(frame)
-                joiner.version = replayed[-1][0] if replayed else since  # type: ignore[assignment]
-            await self._catch_up(story, channel, joiner)
-        except (DatelineError, redis.RedisError) as error:
-            self.unsubscribe(client, story)
-            code = error.code if isinstance(error, DatelineError) else "store_unavailable"
-            client.send(error_frame(code, str(error), story))
+        read = self._perform(channel, client, joiner, joiner.start(since))
+        await self._run(channel, client, joiner, read)
 
-    async def _replay(self, story: str, since: int) -> list[tuple[int, bytes]] | None:
-        """Changes ``since+1 ..`` from the story's changes stream, or None if it no longer has
-        them all (or ``since`` is ahead of the story): then a snapshot with ``reset`` is due."""
-        changes = await self._changes(story, since, REPLAY_LIMIT)
-        current = await self.reads.version(story)
-        if since > current or since < 0:
-            return None
-        if since == current:
-            return []
-        if not changes or changes[0][0] != since + 1:
-            return None
-        if changes[-1][0] < current and len(changes) >= REPLAY_LIMIT:
-            return None  # too far behind to replay frame by frame: a fresh snapshot is better
-        return changes
-
-    async def _changes(self, story: str, after: int, count: int) -> list[tuple[int, bytes]]:
-        """The story's kept changes past version ``after``: at least ``count``, if it has them.
-
-        An entry's id is the last version it holds, so the entries from ``after + 1`` on hold
-        every kept change past ``after`` (the first perhaps some before it, dropped here), and
-        ``count`` entries hold at least ``count`` changes.
-        """
-        rows = await self.client.xrange(keys.changes(story), f"{after + 1}-0", "+", count=count)
-        return [
-            (v, c)
-            for entry_id, fields in rows
-            for v, c in changes_of(entry_id, fields)
-            if v > after
-        ]
-
-    async def _catch_up(self, story: str, channel: Channel, joiner: Joiner) -> None:
-        """Drain the joiner's buffer past its version, filling holes from the changes stream."""
-        while channel.joining.get(joiner.client) is joiner:
-            behind = max(channel.version, max((v for v, _ in joiner.buffer), default=0))
-            if behind > joiner.version + 1 and not any(
-                v == joiner.version + 1 for v, _ in joiner.buffer
-            ):
-                rows = await self._changes(story, joiner.version, behind - joiner.version)
-                advanced = False
-                for version, change in rows:
-                    if version == joiner.version + 1 and version <= behind:
-                        if not joiner.client.send(change):
-                            self.drop(joiner.client)
-                            return
-                        joiner.version, advanced = version, True
-                if not advanced:
-                    break
-                continue
-            joiner.ready = True
-            if channel.version < joiner.version:
-                return  # the tail is behind the snapshot: it settles the joiner when it gets there
-            self._settle(story, channel, joiner)
-            return
+    async def _exists(self, story: str) -> bool:
+        async with self._reading:
+            return await self.reads.version(story) > 0
 
     def unsubscribe(self, client: Client, story: str) -> None:
         client.stories.discard(story)
@@ -356,8 +397,13 @@ class Gateway:
         if channel is None:
             return
         channel.live.discard(client)
-        channel.joining.pop(client, None)
-        if not channel.live and not channel.joining:
+        joiner = channel.joining.pop(client, None)
+        if joiner is not None:
+            joiner.closed()
+        if not channel.live and channel.group is not None:
+            channel.group.closed()
+            channel.group = None
+        if not channel.joining and channel.group is None:
             del self.channels[story]
 
     def drop(self, client: Client) -> None:
@@ -380,38 +426,30 @@ class Gateway:
             self.drop(client)
 
     async def on_message(self, client: Client, message: str | bytes) -> None:
+        """One client frame: its op performed, or its refusal as an error frame."""
+        story: str | None = None
         try:
-            request = orjson.loads(message)
-        except orjson.JSONDecodeError:
-            client.send(error_frame("bad_request", "frames are JSON objects"))
-            return
-        if not isinstance(request, dict):
-            client.send(error_frame("bad_request", "frames are JSON objects"))
-            return
-        op = request.get("op")
-        story = request.get("story")
-        if op == "ping":
-            client.send(b'{"type":"pong"}')
-        elif op in ("subscribe", "unsubscribe"):
-            if not isinstance(story, str):
-                client.send(error_frame("bad_request", f"{op} needs a story id"))
+            request = parse_request(message)
+            if request.op == "ping":
+                client.send(PONG)
                 return
-            if op == "unsubscribe":
+            story = request.story
+            if request.op == "unsubscribe":
                 self.unsubscribe(client, story)
                 return
-            since = request.get("since")
+            since = request.since
             if since is not None and (type(since) is not int or since < 0):
-                client.send(error_frame("bad_request", "since must be a version number", story))
-                return
+                raise BadRequest("since must be a version number")
             await self.subscribe(client, story, since)
-        elif op is None:
-            client.send(error_frame("bad_request", "a frame needs an op"))
-        else:
-            client.send(error_frame("bad_request", f"unknown op {op!r}"))
+        except DatelineError as error:
+            client.send(error_frame(error, story))
 
     async def start(self, host: str, port: int, sock: socket.socket | None = None) -> Server:
         """Listen, and start tailing the changes."""
-        self._tail = asyncio.get_running_loop().create_task(self.tail())
+        streams: dict[str, bytes | str] | None = None
+        with contextlib.suppress(redis.RedisError):  # the store is away: the tail retries
+            streams = await self.positions()  # before any subscriber: nothing after is skipped
+        self._tail = asyncio.get_running_loop().create_task(self.tail(streams))
         origins: list[Any] | None = None
         if self.origins is not None:
             origins = [*self.origins, None]  # None: clients that send no Origin (tools, tail)
@@ -434,7 +472,8 @@ class Gateway:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-        if self._tail is not None:
-            self._tail.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._tail
+        for task in [self._tail, *self._tasks]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

@@ -28,7 +28,7 @@ from services.projector.fold import (
     ensure_groups,
     frame,
 )
-from services.realtime.gateway import changes_of
+from services.realtime.frames import changes_of
 from services.store import keys
 from services.store.keys import CHANGES_KEPT, GROUP
 from services.store.readmodel import ReadModel
@@ -251,7 +251,7 @@ async def test_a_failed_batch_is_logged_stays_pending_and_is_folded_by_the_claim
 
 
 async def kept_changes(client: redis.Redis, story: str) -> list[tuple[int, bytes]]:
-    return [c for i, f in await client.xrange(keys.changes(story)) for c in changes_of(i, f)]
+    return [c for _, f in await client.xrange(keys.changes(story)) for c in changes_of(f)]
 
 
 async def test_the_changes_stream_keeps_the_last_changes_each_written_once(world: tuple) -> None:

@@ -18,7 +18,8 @@ from websockets.exceptions import ConnectionClosed
 
 from events.decide import parse_command, parse_open
 from services.projector.fold import Projector
-from services.realtime.gateway import MAX_SUBSCRIPTIONS, Gateway, changes_of
+from services.realtime.frames import changes_of
+from services.realtime.gateway import MAX_SUBSCRIPTIONS, Gateway
 from services.store import keys
 from services.store.record import Store
 from tests.conftest import free_port
@@ -346,9 +347,7 @@ async def test_since_in_the_middle_of_a_run_written_together_replays_only_what_f
         await store.close()
 
 
-def test_a_changes_entry_reads_as_its_run_and_one_of_the_first_layout_as_one_change() -> None:
-    """A run is its version fields in order; an entry written before runs (``c``) is one change."""
+def test_a_changes_entry_reads_as_its_run() -> None:
+    """A run is its version fields in order, beside the story's ``s`` on a partition's stream."""
     run = {b"s": b"story", b"7": b'{"version":7}', b"8": b'{"version":8}'}
-    assert changes_of(b"1733080000000-0", run) == [(7, b'{"version":7}'), (8, b'{"version":8}')]
-    assert changes_of(b"1733080000000-0", {b"s": b"story", b"v": b"5", b"c": b"{}"}) == [(5, b"{}")]
-    assert changes_of(b"12-0", {b"c": b"{}"}) == [(12, b"{}")]
+    assert changes_of(run) == [(7, b'{"version":7}'), (8, b'{"version":8}')]
