@@ -66,7 +66,6 @@ from services.realtime.subscription import (
 )
 from services.store import keys
 from services.store.readmodel import ReadModel
-from services.store.record import reachable
 
 log = logging.getLogger("dateline.gateway")
 
@@ -311,8 +310,7 @@ class Gateway:
         for pause in (*RETRIES, None):
             try:
                 async with self._reading:
-                    with reachable():
-                        return await self._read(story, sub, read)
+                    return await self._read(story, sub, read)
             except (DatelineError, redis.RedisError):
                 if pause is None or sub.phase is not Phase.SYNCED:
                     raise
@@ -350,7 +348,7 @@ class Gateway:
         if client is not None and sub.phase is Phase.WAITING:
             self.unsubscribe(client, channel.story)
             if not isinstance(error, DatelineError):
-                error = StoreUnavailable(str(error))
+                error = StoreUnavailable(f"the store is unreachable: {error}")
             client.send(error_frame(error, channel.story))
             return
         log.warning("closing subscribers of %s: %s", channel.story, error)

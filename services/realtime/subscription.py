@@ -35,7 +35,10 @@ Rules:
    action the shell will perform: it never waits forever.
 5. A fetch that does not advance (its first change is not V+1: the stream was trimmed past V) is
    answered with ``ReadSnapshot(reset=True)``, never with waiting; a fetch that advances but
-   leaves a hole asks again from where it stopped, so filling always ends.
+   leaves a hole asks again from where it stopped, so filling always ends. A snapshot is at or
+   past every change the tail delivered (the projector writes both in one script); should a
+   store say otherwise (a fetch right after a reset snapshot still cannot fill), the snapshot is
+   believed and the changes beyond it forgotten, rather than reading snapshots in a loop.
 6. Bounded. Changes waiting in ``pending`` past ``MAX_PENDING`` bytes close the subscriber with
    1013 (the contract's "too slow", resumed with ``since``); the bytes a client owes its
    transport are bounded the same way by ``services.realtime.backlog``.
@@ -116,7 +119,7 @@ class Phase(enum.Enum):
 class Subscription:
     """The rules of one subscriber of one story (the module docstring), one input at a time."""
 
-    __slots__ = ("head", "outstanding", "pending", "pending_bytes", "phase", "version")
+    __slots__ = ("head", "outstanding", "pending", "pending_bytes", "phase", "reset_at", "version")
 
     def __init__(self) -> None:
         self.phase = Phase.WAITING
@@ -129,6 +132,8 @@ class Subscription:
         self.pending_bytes = 0
         self.outstanding: Read | None = None
         """The one read the shell is performing for it, if any."""
+        self.reset_at = -1
+        """The version of the reset snapshot it was sent last, while it is still there (rule 5)."""
 
     @classmethod
     def at(cls, version: int) -> Subscription:
@@ -162,6 +167,7 @@ class Subscription:
             self.head = version
         if self.phase is Phase.SYNCED and version <= self.version:
             return NOTHING  # a duplicate
+        self.reset_at = -1  # news since the last snapshot: a hole is worth a snapshot again
         if not self._hold(version, frame):
             return self._close()
         return self._fill() if self.outstanding is None else NOTHING
@@ -170,6 +176,7 @@ class Subscription:
         """The answer to ``ReadSnapshot``: the snapshot frame of ``version`` (rule 2)."""
         if not isinstance(self.outstanding, ReadSnapshot) or self.phase is Phase.CLOSED:
             return NOTHING
+        self.reset_at = version if self.outstanding.reset else -1
         self.outstanding = None
         self.phase = Phase.SYNCED
         self.version = version
@@ -199,6 +206,10 @@ class Subscription:
             return NOTHING
         self.outstanding = None
         if not self._starts_at(changes, self.version + 1) and self.version + 1 not in self.pending:
+            if self.version == self.reset_at:  # a fresh snapshot says this is the head: believe it
+                self._forget_through(self.head)
+                self.head = self.version
+                return NOTHING
             return self._ask(ReadSnapshot(reset=True))  # trimmed past the hole: start over
         return self._take(changes)
 

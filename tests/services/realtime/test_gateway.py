@@ -332,7 +332,7 @@ async def test_since_in_the_middle_of_a_run_written_together_replays_only_what_f
     try:
         await opened(store, "run", 9)
         await Projector(client, store).project(await store.read("run"))  # one run: 1..10
-        assert len(await client.xrange(keys.changes("run"))) == 1
+        assert len(await client.xrange(keys.changes("run")) or []) == 1
         async with connect(f"ws://127.0.0.1:{port}/ws") as c:
             await c.send(orjson.dumps({"op": "subscribe", "story": "run", "since": 4}).decode())
             replayed = [await recv(c) for _ in range(6)]
@@ -351,3 +351,33 @@ def test_a_changes_entry_reads_as_its_run() -> None:
     """A run is its version fields in order, beside the story's ``s`` on a partition's stream."""
     run = {b"s": b"story", b"7": b'{"version":7}', b"8": b'{"version":8}'}
     assert changes_of(run) == [(7, b'{"version":7}'), (8, b'{"version":8}')]
+
+
+async def test_a_live_subscriber_is_sent_a_change_the_tail_never_read(isolated_url: str) -> None:
+    """A change on the story's changes stream that never reached the partition's (a hole in what
+    the tail reads) is fetched and sent in order to a subscriber already live: no jump."""
+    client = redis.Redis.from_url(isolated_url)
+    store = Store(client)
+    gateway = Gateway(client)
+    port = free_port()
+    await gateway.start("127.0.0.1", port)
+    try:
+        await opened(store, "hole", 2)
+        await Projector(client, store).project(await store.read("hole"))  # 1..3
+        async with connect(f"ws://127.0.0.1:{port}/ws") as c:
+            await c.send(orjson.dumps({"op": "subscribe", "story": "hole"}).decode())
+            assert (await recv(c))["version"] == 3
+            await publish(store, "hole", 2)
+            await Projector(client, store).project(await store.read("hole", 4))
+            assert (await recv(c))["version"] == 4  # live
+            five, six = (
+                orjson.dumps({"type": "change", "story": "hole", "version": v}) for v in (5, 6)
+            )
+            await client.xadd(keys.changes("hole"), {b"5": five}, id="5-0")
+            await client.xadd(keys.changes("hole"), {b"6": six}, id="6-0")
+            partition = keys.partition_changes(keys.partition("hole"))
+            await client.xadd(partition, {b"s": b"hole", b"6": six})
+            assert [(await recv(c))["version"] for _ in range(2)] == [5, 6]
+    finally:
+        await gateway.stop()
+        await store.close()

@@ -311,3 +311,17 @@ def test_a_closed_subscriber_ignores_every_later_input() -> None:
     core.closed()
     assert core.delivered(2, change(2)) == ()
     assert core.snapshot_read(2, snapshot(2, False)) == ()
+
+
+def test_a_hole_a_fresh_snapshot_cannot_fill_is_not_read_again_in_a_loop() -> None:
+    """Should a store's snapshot be behind a change the tail delivered, it is believed once."""
+    core = synced(3)
+    assert core.delivered(9, change(9)) == (FetchChanges(after=3),)
+    assert core.fetched(3, []) == (ReadSnapshot(reset=True),)
+    assert core.snapshot_read(3, snapshot(3, True)) == (
+        Send(snapshot(3, True), 3),
+        FetchChanges(after=3),
+    )
+    assert core.fetched(3, []) == ()
+    assert core.settled
+    assert core.delivered(4, change(4)) == (Send(change(4), 4),)

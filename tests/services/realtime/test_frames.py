@@ -1,0 +1,65 @@
+"""Frames out and requests in, as bytes: error frames for every refusal, client ops parsed."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from events import errors
+from events.errors import BadRequest, DatelineError
+from services.realtime.frames import error_frame, parse_request, snapshot_frame, wire
+
+
+def every_error() -> list[type[DatelineError]]:
+    found: list[type[DatelineError]] = []
+    todo: list[type[DatelineError]] = [DatelineError]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo += cls.__subclasses__()
+    return found
+
+
+@pytest.mark.parametrize("cls", every_error(), ids=lambda cls: cls.__name__)
+def test_every_error_becomes_the_contracts_error_frame(cls: type[DatelineError]) -> None:
+    """Any ``DatelineError`` is ``{"type": "error", "code", "message"}``, with its story if given."""
+    error = cls.__new__(cls)  # the base's init: some subclasses take details of their own
+    DatelineError.__init__(error, "what went wrong")
+    assert orjson.loads(error_frame(error)) == {
+        "type": "error",
+        "code": cls.code,
+        "message": "what went wrong",
+    }
+    assert orjson.loads(error_frame(error, "s"))["story"] == "s"
+
+
+def test_the_gateways_refusals_carry_the_contracts_codes() -> None:
+    """The codes the contract names for the websocket: bad_request, unknown_story, too many."""
+    assert errors.BadRequest.code == "bad_request"
+    assert errors.UnknownStory.code == "unknown_story"
+    assert errors.TooManySubscriptions.code == "too_many_subscriptions"
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        ("not json", "frames are JSON objects"),
+        ("[1, 2]", "frames are JSON objects"),
+        ('{"story": "x"}', "a frame needs an op"),
+        ('{"op": "dance"}', "unknown op 'dance'"),
+        ('{"op": "subscribe"}', "subscribe needs a story id"),
+    ],
+)
+def test_a_frame_that_is_no_op_is_a_bad_request(frame: str, message: str) -> None:
+    """Anything but an object naming a known op (with a story where one is needed) is refused."""
+    with pytest.raises(BadRequest, match=message):
+        parse_request(frame)
+
+
+def test_a_snapshot_frame_is_one_text_frame_of_the_contracts_snapshot() -> None:
+    """A snapshot carries type, story, version and state, and ``reset`` only when it resets."""
+    state: dict[str, object] = {"story": "s", "version": 7, "entries": []}
+    version, frame = snapshot_frame("s", state, reset=True)  # type: ignore[arg-type]  # a plain dict
+    body = b'{"type":"snapshot","story":"s","version":7,"state":' + orjson.dumps(state)
+    assert (version, frame) == (7, wire(body + b',"reset":true}'))
+    assert snapshot_frame("s", state, reset=False)[1] == wire(body + b"}")  # type: ignore[arg-type]  # a plain dict
