@@ -65,7 +65,9 @@ from events.entries import EntryPublished
 from events.story import StoryOpened
 from projections.changes import View, step
 from projections.story import StoryState, apply
-from services.projector.fold import Consumers, Projector, ensure_groups
+from services.projector.consumers import Consumers
+from services.projector.feeds import ensure_groups
+from services.projector.fold import Projector
 from services.store import keys
 from services.store.connection import connect
 from services.store.keys import GROUP

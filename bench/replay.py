@@ -69,7 +69,8 @@ from events.chain import Envelope
 from events.decide import parse_command, parse_open
 from projections.story import StoryState, apply
 from services.audit.replay import Audit
-from services.projector.fold import BATCH, Projector
+from services.projector.consumers import BATCH
+from services.projector.fold import Projector
 from services.store.connection import connect
 from services.store.keys import CHECKPOINT_EVERY
 from services.store.readmodel import ReadModel

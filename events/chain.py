@@ -21,8 +21,6 @@ import orjson
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 GENESIS = "0" * 64
-ENVELOPE_FORMAT = 1
-"""Version of the stored envelope's wire format (the ``f`` field of a stream entry)."""
 
 
 def canonical(value: JsonValue) -> bytes:

@@ -1,45 +1,42 @@
-"""Audit: the record replayed to any version or moment, every revision of an entry, the chain
-re-walked (CONTRACT.md "HTTP API", audit rows; docs/audit.md).
+"""Replay: the story as readers saw it at any version or moment (CONTRACT.md "HTTP API", audit
+rows; docs/audit.md). ``Audit`` is the room's face: replays here, revisions and verification in
+their own modules.
 
 Rules:
 - the record (the story's stream) is the only source of truth; everything else here is derived:
   checkpoints are checked before use (digest and version hash); the projector's indexes (entry
-  versions, the publish order) are written atomically with the state and trusted for speed, and
-  ``verify`` uses none of them;
+  versions, the publish order) are written atomically with the state and trusted for speed;
 - ``replay(N)`` starts from the projector's checkpoint at or below N (one every
   ``CHECKPOINT_EVERY`` versions: the story-level view with its version's hash and a digest of
   itself), folds the events after it, and builds each entry on the page from that entry's own
   events (the entry index); a checkpoint whose digest or version hash does not match the
   record is bypassed for the one before it; without a checkpoint, or while the projector has not
   reached N, the replay folds the record from version 1;
-- ``at=T`` means the last event recorded at or before T (an event at exactly T included);
-- ``verify`` trusts nothing but the record and the head: every ``data_hash``, every link, and
-  that the walk ends at the head's version and hash (so a deleted last event is caught).
+- ``at=T`` means the last event recorded at or before T (an event at exactly T included).
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import cast
 
 import orjson
 import redis.asyncio as redis
 from immutables import Map
 from pydantic import JsonValue
 
-from events.chain import ChainWalk, Envelope, Verification, canonical
-from events.errors import BadRequest, UnknownEntry, UnknownStory
+from events.chain import Envelope, Verification, canonical
+from events.errors import BadRequest, UnknownStory
 from projections.changes import View, step
 from projections.story import Entry, StoryState, apply, page, render
+from services.audit import revisions, verify
 from services.store import keys
+from services.store.connection import reachable
 from services.store.keys import CHECKPOINT_EVERY
 from services.store.readmodel import ReadModel
-from services.store.record import Store, reachable
-
-REVISION_TYPES = ("entry.published", "entry.edited", "entry.corrected", "entry.retracted")
+from services.store.record import Store
 
 
 def parse_at(value: str) -> str:
@@ -121,12 +118,10 @@ class Audit:
             view, _ = step(view, envelope)
         high = version if before is None else min(version, before - 1)
         with reachable():
-            ids = [
-                i.decode()
-                for i in await self.client.zrevrangebyscore(
-                    keys.order(story), high, "-inf", start=0, num=limit + 1
-                )
-            ]
+            found = await self.client.zrevrangebyscore(
+                keys.order(story), high, "-inf", start=0, num=limit + 1
+            )
+            ids = [i.decode() for i in cast("list[bytes]", found)]
         state = view.state
         others = await self._entries_at(story, {i for i in ids if i not in state.entries}, version)
         shown = [
@@ -156,7 +151,9 @@ class Audit:
         mark = version - version % CHECKPOINT_EVERY
         while mark > 0:
             with reachable():
-                raw = await self.client.hget(keys.checkpoints(story), str(mark))
+                raw = cast(
+                    "bytes | None", await self.client.hget(keys.checkpoints(story), str(mark))
+                )
             view = await self._sound(story, mark, raw) if raw is not None else None
             if view is not None:
                 return mark, view
@@ -188,7 +185,7 @@ class Audit:
         if not ids or version < 1:
             return {}
         with reachable():
-            indexed = await self._indexed(story, sorted(ids))
+            indexed = await revisions.entry_versions(self.client, story, sorted(ids))
             wanted = {name: [v for v in vs if v <= version] for name, vs in indexed.items()}
             async with self.client.pipeline(transaction=False) as pipe:
                 order = [(name, v) for name, vs in wanted.items() for v in vs]
@@ -204,101 +201,10 @@ class Audit:
             name: state.entries[name] for name, state in folded.items() if name in state.entries
         }
 
-    async def _indexed(self, story: str, names: list[str]) -> dict[str, list[int]]:
-        """The projected versions of the events about each entry, in order: its publication
-        (its score in the paging index) and its members in the entry index (every later one)."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.zscore(keys.order(story), name)
-                pipe.zrange(keys.entry_index(story), *keys.entry_index_range(name), bylex=True)
-            replies = await pipe.execute()
-        out = {}
-        for n, name in enumerate(names):
-            published, members = replies[2 * n : 2 * n + 2]
-            versions = set(_versions(members))  # an index of the first layout also has it
-            if published is not None:
-                versions.add(int(published))
-            out[name] = sorted(versions)
-        return out
-
-    # -- revisions -------------------------------------------------------------------------------
-
     async def revisions(self, story: str, entry_id: str) -> dict[str, JsonValue]:
-        """Every body the entry has had, with who, when, why, and a diff from the one before."""
-        await self.head(story)
-        projected = await self.reads.version(story)  # first: the index holds at least this much
-        with reachable():
-            versions = (await self._indexed(story, [entry_id]))[entry_id]
-        events: list[Envelope] = []
-        for v in versions:
-            events += await self.store.read(story, v, v)
-        async for envelope in self.store.iterate(story, projected + 1):  # not yet indexed
-            if envelope.entry_id == entry_id and envelope.version not in versions:
-                events.append(envelope)
-        if not any(e.type == "entry.published" for e in events):
-            raise UnknownEntry(f"entry {entry_id!r} does not exist in story {story!r}")
-        out: list[JsonValue] = []
-        body: str | None = None
-        headline: str | None = None
-        for envelope in sorted(events, key=lambda e: e.version):
-            if envelope.type not in REVISION_TYPES:
-                continue
-            data = envelope.data
-            new_body = _text(data.get("body")) if envelope.type != "entry.retracted" else None
-            if envelope.type in ("entry.published", "entry.edited") and "headline" in data:
-                headline = _text(data.get("headline"))
-            out.append(
-                {
-                    "version": envelope.version,
-                    "type": envelope.type,
-                    "actor": envelope.actor,
-                    "recorded_at": envelope.recorded_at,
-                    "body": new_body,
-                    "headline": headline,
-                    "note": _text(data.get("note")),
-                    "diff": "" if not out else _diff(body or "", new_body or "", out[-1], envelope),
-                }
-            )
-            body = new_body
-        return {"story": story, "entry_id": entry_id, "revisions": out}
-
-    # -- verification ----------------------------------------------------------------------------
+        """Every body the entry has had (``services.audit.revisions``)."""
+        return await revisions.revisions(self.client, self.store, self.reads, story, entry_id)
 
     async def verify(self, story: str) -> Verification:
-        """Re-walk the chain from the record alone, and check it ends at the head."""
-        head_version, head_hash = await self.store.head(story)
-        if head_version == 0:
-            raise UnknownStory(f"story {story!r} does not exist")
-        walk = ChainWalk()
-        async for envelope in self.store.iterate(story):
-            if not walk.feed(envelope):
-                return walk.result()
-        result = walk.result()
-        if result.events != head_version or result.head_hash != head_hash:
-            missing = min(result.events + 1, head_version)  # the record stops short of its head
-            return Verification(False, result.events, result.head_hash, missing)
-        return result
-
-
-def _versions(members: list[bytes]) -> list[int]:
-    """The versions in an entry's index members (``<entry id>:<version>``), in order."""
-    return [int(m.rsplit(b":", 1)[1]) for m in members]
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _diff(before: str, after: str, previous: Any, envelope: Envelope) -> str:
-    """A unified diff between two bodies, one line per HTML block so changes read as lines."""
-    old = [f"{line}\n" for line in before.replace("><", ">\n<").splitlines()]
-    new = [f"{line}\n" for line in after.replace("><", ">\n<").splitlines()]
-    return "".join(
-        difflib.unified_diff(
-            old,
-            new,
-            fromfile=f"v{previous['version']}",
-            tofile=f"v{envelope.version}",
-            lineterm="\n",
-        )
-    )
+        """The chain re-walked from the record alone (``services.audit.verify``)."""
+        return await verify.verify(self.store, story)

@@ -49,9 +49,9 @@ from services.audit.replay import Audit
 from services.reader import page as reader
 from services.settings import Settings
 from services.store import keys
-from services.store.connection import connect
+from services.store.connection import connect, reachable
 from services.store.readmodel import ReadModel
-from services.store.record import Keyed, Store, reachable
+from services.store.record import Keyed, Store
 from services.store.tokens import Principal, Role, Tokens
 
 log = logging.getLogger("dateline.api")

@@ -21,14 +21,9 @@ import uvicorn
 
 from events.errors import DatelineError, StoreUnavailable
 from services.http.app import create_app, front
-from services.projector.fold import (
-    TRIM_EVERY_S,
-    Consumers,
-    Projector,
-    consumer_name,
-    ensure_groups,
-    trim_feeds,
-)
+from services.projector.consumers import Consumers, consumer_name
+from services.projector.feeds import TRIM_EVERY_S, ensure_groups, trim_feeds
+from services.projector.fold import Projector
 from services.realtime.gateway import Gateway
 from services.settings import Settings
 from services.store.connection import connect

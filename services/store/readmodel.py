@@ -17,7 +17,7 @@ from pydantic import JsonValue
 from events.errors import ProjectionLagging, UnknownStory
 from projections.story import page
 from services.store import keys
-from services.store.record import reachable
+from services.store.connection import reachable
 
 MIN_VERSION_WAIT = 5.0
 """Seconds ``min_version`` waits for the projector (CONTRACT: up to 5 s, then 504)."""

@@ -13,17 +13,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import time
+import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from importlib.resources import files
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import cast
 
 import redis.asyncio as redis
 from pydantic import JsonValue
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from events.base import Command
 from events.chain import Envelope, canonical, seal
@@ -31,67 +29,34 @@ from events.decide import decide
 from events.errors import (
     DatelineError,
     IdempotencyKeyReused,
-    StoreUnavailable,
     VersionConflict,
 )
 from events.facts import StoryFacts
 from events.stamp import Stamp
 from projections import facts as facts_fold
-from services.store import keys
+from services.store import keys, scripts
 from services.store.autopipeline import AutoPipeline, Script
-from services.store.connection import connect
+from services.store.connection import connect, reachable
 
 IDEMPOTENCY_TTL = 48 * 3600
 """Seconds a keyed request's first answer is kept (the contract asks for at least 24 h)."""
 FACTS_CACHE = 10_000
 """Stories whose decision facts one process keeps in memory (least recently used go first)."""
 READ_BATCH = 1_000
+"""Events read from the record per round trip when a whole story is walked."""
+_Entries = list[tuple[bytes, dict[bytes, bytes]]]
+"""Stream entries as our clients get them (replies are never decoded to text)."""
 
 
-class _Clock:
+def now_iso() -> str:
     """Server time as the envelope's ``recorded_at``: UTC, microseconds, ``Z``
-    (``2026-12-01T18:50:00.123456Z``, what ``datetime.isoformat`` writes). The date and time of
-    day are formatted once a second; each call formats only its microseconds (a quarter of
-    the time of a ``datetime``, on every append)."""
-
-    def __init__(self) -> None:
-        self.second = -1
-        self.prefix = ""
-
-    def __call__(self, ns: int | None = None) -> str:
-        us = (time.time_ns() if ns is None else ns) // 1_000
-        second, fraction = divmod(us, 1_000_000)
-        if second != self.second:
-            self.prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self.second = second
-        return f"{self.prefix}.{fraction:06d}Z"
-
-
-now_iso = _Clock()
-
-
-def new_event_id() -> str:
-    """A random (version 4) UUID as text: ``str(uuid.uuid4())`` without the object (a third of
-    the time, on every append)."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = raw[6] & 0x0F | 0x40
-    raw[8] = raw[8] & 0x3F | 0x80
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    (``2026-12-01T18:50:00.123456Z``)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def new_id() -> str:
     """A fresh entry or embed id (matches the contract's id pattern)."""
     return os.urandom(6).hex()
-
-
-@contextmanager
-def reachable() -> Iterator[None]:
-    """Turn a lost connection to the store into the contract's 503 ``store_unavailable``."""
-    try:
-        yield
-    except (RedisConnectionError, RedisTimeoutError, OSError) as error:
-        raise StoreUnavailable(f"the store is unreachable: {error}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,23 +86,15 @@ class Appended:
 
 @dataclass(slots=True)
 class _Cached:
+    """A story's decision facts, the time of its last event, and the keys ``append.lua`` takes."""
+
     facts: StoryFacts
+    names: scripts.AppendKeys
     recorded_at: str = ""
-    names: list[str] = field(default_factory=list)
-    """The story's stream, head, feed and unkeyed idempotency key, as ``append.lua`` takes them."""
 
     @classmethod
     def new(cls, story: str) -> _Cached:
-        names = [
-            keys.events(story),
-            keys.head(story),
-            keys.feed_of(story),
-            keys.idempotency(story, "-"),
-        ]
-        return cls(StoryFacts(story), names=names)
-
-
-APPEND_SCRIPT = files("services.store.scripts").joinpath("append.lua").read_text()
+        return cls(StoryFacts(story), scripts.AppendKeys.of(story))
 
 
 class Store:
@@ -147,7 +104,7 @@ class Store:
         self.client = client
         self.pipe = AutoPipeline(client)
         """The write path's connection (appends, the projector's writes): auto-pipelined."""
-        self._append = Script(self.pipe, APPEND_SCRIPT)
+        self._append = Script(self.pipe, scripts.APPEND)
         self._facts: OrderedDict[str, _Cached] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -186,8 +143,11 @@ class Store:
         """Like ``read``, but each envelope's stored JSON as is, with its version (for serving)."""
         end = "+" if to_version is None else f"{to_version}-0"
         with reachable():
-            rows = await self.client.xrange(
-                keys.events(story), f"{max(from_version, 1)}-0", end, count=limit
+            rows = cast(
+                _Entries,
+                await self.client.xrange(
+                    keys.events(story), f"{max(from_version, 1)}-0", end, count=limit
+                ),
             )
         return [(int(stream_id.split(b"-", 1)[0]), fields[b"e"]) for stream_id, fields in rows]
 
@@ -205,8 +165,8 @@ class Store:
     async def head(self, story: str) -> tuple[int, str | None]:
         """The story's current version and chain head hash (0 and None when it does not exist)."""
         with reachable():
-            v, h = await self.client.hmget(keys.head(story), "v", "h")
-        return (int(v), h.decode()) if v else (0, None)
+            v, h = cast("list[bytes | None]", await self.client.hmget(keys.head(story), "v", "h"))
+        return (int(v), h.decode()) if v and h else (0, None)
 
     # -- deciding and appending ---------------------------------------------------------------
 
@@ -301,7 +261,7 @@ class Store:
                     refresh = True  # refuse only on facts fresh from the stream, never stale ones
                     continue
                 envelope = seal(
-                    event_id=new_event_id(),
+                    event_id=str(uuid.uuid4()),
                     story=story,
                     version=facts.version + 1,
                     type=event.TYPE,
@@ -312,23 +272,22 @@ class Store:
                     prev_hash=facts.head_hash,
                 )
                 body = envelope.to_json()
+                names = cached.names
+                if keyed is not None:
+                    names = scripts.AppendKeys.of(story, keyed.scope)
+                call = scripts.append(
+                    names,
+                    expected_version=facts.version,
+                    expected_hash=facts.head_hash,
+                    version=envelope.version,
+                    new_hash=envelope.hash,
+                    envelope=body,
+                    fingerprint="" if keyed is None else keyed.fingerprint,
+                    ttl=IDEMPOTENCY_TTL,
+                    story=story,
+                )
                 with reachable():
-                    names = cached.names
-                    if keyed is not None:
-                        names = [*names[:3], keys.idempotency(story, keyed.scope)]
-                    status, value = await self._append(
-                        names,
-                        [
-                            facts.version,
-                            facts.head_hash,
-                            envelope.version,
-                            envelope.hash,
-                            body,
-                            keyed.fingerprint if keyed else "",
-                            IDEMPOTENCY_TTL,
-                            story,
-                        ],
-                    )
+                    status, value = await self._append(*call)
                 if status == b"ok":
                     cached.facts = facts_fold.apply(facts, envelope)
                     cached.recorded_at = recorded_at

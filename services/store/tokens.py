@@ -23,16 +23,10 @@ import redis.asyncio as redis
 
 from events.errors import InvalidRequest, TokenNameTaken, UnknownToken
 from events.stamp import ROLES, Role
-from services.store import keys
-from services.store.record import reachable
+from services.store import keys, scripts
+from services.store.connection import reachable
 
 CACHE_SECONDS = 5.0
-_CREATE = """
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-return 1
-"""
-"""Name and token record together or not at all (both keys share the ``{tokens}`` slot)."""
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
@@ -65,7 +59,7 @@ class Tokens:
         self._bootstrap = token_hash(admin_token) if admin_token else None
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self._listener: asyncio.Task[None] | None = None
-        self._create = client.register_script(_CREATE)
+        self._create = client.register_script(scripts.CREATE_TOKEN)
 
     async def resolve(self, token: str) -> Principal | None:
         """The principal of a bearer token, or None when it is unknown or revoked."""
@@ -103,13 +97,14 @@ class Tokens:
         token = "dl_" + secrets.token_urlsafe(32)
         digest = token_hash(token)
         record = orjson.dumps({"role": role, "name": name})
+        names, args = scripts.create_token(
+            names=keys.TOKEN_NAMES, tokens=keys.TOKENS, name=name, digest=digest, record=record
+        )
         with reachable():
-            created = await self._create(
-                keys=[keys.TOKEN_NAMES, keys.TOKENS], args=[name, digest, record]
-            )
+            created = await self._create(keys=names, args=args)
         if not created:
             raise TokenNameTaken(f"a token named {name!r} exists")
-        return token, Principal(role, name, digest)  # type: ignore[arg-type]
+        return token, Principal(role, name, digest)
 
     async def revoke(self, name: str) -> None:
         """Revoke a token by name, on every server at once."""
@@ -122,7 +117,7 @@ class Tokens:
                 pipe.hdel(keys.TOKEN_NAMES, name)
                 pipe.publish(keys.TOKEN_REVOKED, digest)
                 await pipe.execute()
-        self._cache.pop(digest.decode(), None)
+        self._cache.pop(digest if isinstance(digest, str) else digest.decode(), None)
 
     async def any(self) -> bool:
         """Whether the store holds any token (``serve`` creates the first admin when not)."""

@@ -1,4 +1,4 @@
-"""Audit on the real server: replay to any version or moment, revisions, verify, tamper evidence."""
+"""Replay on the real server: any version or moment, checkpoints checked, the archived page."""
 
 from __future__ import annotations
 
@@ -20,53 +20,9 @@ from services.store import keys
 from services.store.keys import CHECKPOINT_EVERY
 from services.store.readmodel import ReadModel
 from services.store.record import Store
+from tests.services.audit.conftest import build
 
 ALL = 500
-
-
-async def build(store: Store, story: str, events: int, seed: int = 1) -> list[Envelope]:
-    """A story of ``events`` events: entries, corrections, edits, retractions, pins, embeds."""
-    rng = random.Random(seed)
-    if (await store.head(story))[0] == 0:
-        await store.append(
-            story, parse_open({"story": story, "title": "Audit desk"}), actor="editor:a"
-        )
-    live: list[str] = []
-    n = 0
-    while (await store.head(story))[0] < events:
-        n += 1
-        roll = rng.random()
-        if roll < 0.6 or len(live) < 3:
-            data = {
-                "entry_id": f"e{n}",
-                "body": f"<p>Update {n}</p>",
-                "key_event": rng.random() < 0.1,
-            }
-            await store.append(story, parse_command("entry.published", data), actor="editor:a")
-            live.append(f"e{n}")
-        elif roll < 0.75:
-            data = {
-                "entry_id": rng.choice(live),
-                "body": f"<p>Corrected {n}</p>",
-                "note": f"Fix {n}",
-            }
-            await store.append(story, parse_command("entry.corrected", data), actor="editor:b")
-        elif roll < 0.82:
-            data = {"entry_id": rng.choice(live), "body": f"<p>Edited {n}</p>"}
-            await store.append(story, parse_command("entry.edited", data), actor="editor:b")
-        elif roll < 0.87:
-            victim = live.pop(rng.randrange(len(live)))
-            data = {"entry_id": victim, "note": f"Withdrawn {n}"}
-            await store.append(story, parse_command("entry.retracted", data), actor="editor:c")
-        elif roll < 0.94:
-            data = {"entry_id": rng.choice(live)}
-            await store.append(story, parse_command("entry.pinned", data), actor="editor:a")
-        else:
-            data = {"entry_id": rng.choice(live), "kind": "link", "url": f"https://example.org/{n}"}
-            await store.append(story, parse_command("embed.attached", data), actor="editor:a")
-    envelopes = await store.read(story)
-    await ReadModel(store.client).wait_for(story, len(envelopes), 30)
-    return envelopes
 
 
 def fresh(story: str, envelopes: list[Envelope], version: int, limit: int = ALL) -> dict[str, Any]:
@@ -74,14 +30,6 @@ def fresh(story: str, envelopes: list[Envelope], version: int, limit: int = ALL)
     for envelope in envelopes[:version]:
         state = apply(state, envelope)
     return render(state, limit)
-
-
-@pytest.fixture
-async def auditor(api_url: str, auditor_token: str) -> Any:
-    async with httpx.AsyncClient(
-        base_url=api_url, headers={"Authorization": f"Bearer {auditor_token}"}, timeout=30
-    ) as c:
-        yield c
 
 
 async def test_replay_at_any_version_is_what_readers_saw(
@@ -177,41 +125,6 @@ async def test_audit_endpoints_need_an_auditor(
         assert (await http.get(f"/stories/{story_id}/{path}")).status_code == 200
 
 
-async def test_revisions_list_every_body_with_its_note_and_diff(
-    auditor: httpx.AsyncClient, store: Store, story_id: str
-) -> None:
-    """Published, edited, corrected and retracted each make a revision, in version order."""
-    await store.append(story_id, parse_open({"story": story_id, "title": "R"}), actor="editor:a")
-    steps = [
-        ("entry.published", {"entry_id": "x", "body": "<p>Three dead</p>", "headline": "Toll"}),
-        ("entry.pinned", {"entry_id": "x"}),
-        ("entry.edited", {"entry_id": "x", "body": "<p>Three people dead</p>"}),
-        (
-            "entry.corrected",
-            {"entry_id": "x", "body": "<p>Two people dead</p>", "note": "The toll was two."},
-        ),
-        ("entry.retracted", {"entry_id": "x", "note": "Not confirmed by officials."}),
-    ]
-    for kind, data in steps:
-        await store.append(story_id, parse_command(kind, data), actor="editor:desk")
-    r = await auditor.get(f"/stories/{story_id}/entries/x/revisions")
-    body = r.json()
-    assert body["story"] == story_id
-    assert body["entry_id"] == "x"
-    revisions = body["revisions"]
-    assert [v["type"] for v in revisions] == [k for k, _ in steps if k != "entry.pinned"]
-    assert [v["version"] for v in revisions] == [2, 4, 5, 6]
-    assert revisions[0]["diff"] == ""
-    assert revisions[2]["note"] == "The toll was two."
-    assert "-<p>Three people dead</p>" in revisions[2]["diff"]
-    assert "+<p>Two people dead</p>" in revisions[2]["diff"]
-    assert revisions[3]["body"] is None
-    assert revisions[3]["note"] == "Not confirmed by officials."
-    assert all(v["actor"] == "editor:desk" and v["headline"] == "Toll" for v in revisions)
-    r = await auditor.get(f"/stories/{story_id}/entries/nope/revisions")
-    assert (r.status_code, r.json()["error"]["code"]) == (404, "unknown_entry")
-
-
 async def test_the_archived_page_shows_the_story_as_it_stood(
     auditor: httpx.AsyncClient, store: Store, story_id: str
 ) -> None:
@@ -240,52 +153,6 @@ async def test_the_archived_page_shows_the_story_as_it_stood(
     assert "reader.js" not in r.text
     assert 'data-version="2"' in r.text
     assert "connect-src 'none'" in r.headers["content-security-policy"]
-
-
-async def rewrite(client: redis.Redis, story: str, change: Any) -> None:
-    """Rebuild a story's stream with ``change(version, envelope dict)`` applied: a forger's edit."""
-    name = keys.events(story)
-    rows = await client.xrange(name)
-    await client.delete(name)
-    for stream_id, fields in rows:
-        envelope = orjson.loads(fields[b"e"])
-        changed = change(int(stream_id.split(b"-")[0]), envelope)
-        if changed is not None:
-            await client.xadd(name, {"f": b"1", "e": orjson.dumps(changed)}, id=stream_id)
-
-
-@pytest.mark.parametrize(
-    ("name", "change", "bad"),
-    [
-        (
-            "data rewritten",
-            lambda v, e: {**e, "data": {**e["data"], "body": "<p>Rewritten</p>"}} if v == 5 else e,
-            5,
-        ),
-        ("prev_hash rewritten", lambda v, e: {**e, "prev_hash": "f" * 64} if v == 7 else e, 7),
-        ("an event deleted", lambda v, e: None if v == 4 else e, 4),
-        ("the last event deleted", lambda v, e: None if v == 10 else e, 10),
-        ("actor rewritten", lambda v, e: {**e, "actor": "editor:someone-else"} if v == 3 else e, 3),
-    ],
-)
-async def test_verify_names_the_first_tampered_version(
-    auditor: httpx.AsyncClient,
-    store: Store,
-    client: redis.Redis,
-    story_id: str,
-    name: str,
-    change: Any,
-    bad: int,
-) -> None:
-    """Any rewrite of the record behind the API is caught at exactly the version it touched."""
-    await build(store, story_id, 10, seed=9)
-    r = await auditor.get(f"/stories/{story_id}/verify")
-    assert r.json()["ok"] is True
-    assert r.json()["events"] == 10
-    await rewrite(client, story_id, change)
-    r = await auditor.get(f"/stories/{story_id}/verify")
-    assert r.json()["ok"] is False, name
-    assert r.json()["first_bad_version"] == bad, name
 
 
 async def test_the_frames_a_subscriber_received_fold_to_the_replayed_state(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
@@ -12,7 +13,7 @@ from events.chain import GENESIS, verify
 from events.decide import parse_command, parse_open
 from events.errors import IdempotencyKeyReused, UnknownStory, VersionConflict
 from services.store import keys
-from services.store.record import Keyed, Store, new_event_id, now_iso
+from services.store.record import Keyed, Store
 
 
 def publish(body: str = "<p>Update</p>", **data: object) -> object:
@@ -129,29 +130,24 @@ async def test_a_key_reused_for_another_request_is_refused(store: Store, story_i
     assert (await store.head(story_id))[0] == 2
 
 
-def test_event_ids_are_random_version_4_uuids() -> None:
-    """The envelope's ``id`` is a v4 UUID in its canonical text (contract: a UUID)."""
-    ids = {new_event_id() for _ in range(1_000)}
-    assert len(ids) == 1_000
-    for text in ids:
-        parsed = uuid.UUID(text)
-        assert str(parsed) == text
-        assert parsed.version == 4
-        assert parsed.variant == uuid.RFC_4122
-
-
-@pytest.mark.parametrize(
-    "moment",
-    [
-        datetime(2026, 12, 1, 18, 50, 0, 123456, tzinfo=UTC),
-        datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
-        datetime(2027, 1, 1, 0, 0, 0, 0, tzinfo=UTC),
-        datetime(2028, 2, 29, 12, 0, 0, 7, tzinfo=UTC),
-    ],
-)
-def test_recorded_at_is_utc_with_microseconds_and_z(moment: datetime) -> None:
-    """``recorded_at`` is what ``datetime.isoformat`` writes for the moment, with ``Z``."""
-    ns = (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1_000
-    expected = moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
-    assert now_iso(ns) == expected
-    assert now_iso(ns + 999) == expected  # nanoseconds are dropped, not rounded
+async def test_appended_events_carry_a_v4_uuid_and_the_server_time(
+    store: Store, story_id: str
+) -> None:
+    """Each envelope's ``id`` is a fresh v4 UUID in its canonical text, and its ``recorded_at`` is
+    the server's UTC time with microseconds and ``Z``, never before the event before it."""
+    before = datetime.now(UTC)
+    await store.append(story_id, parse_open({"story": story_id, "title": "T"}), actor="editor:a")
+    for n in range(20):
+        data = {"body": f"<p>{n}</p>"}
+        await store.append(story_id, parse_command("entry.published", data), actor="editor:a")
+    after = datetime.now(UTC)
+    envelopes = await store.read(story_id)
+    assert len({e.id for e in envelopes}) == len(envelopes)
+    for envelope in envelopes:
+        parsed = uuid.UUID(envelope.id)
+        assert str(parsed) == envelope.id
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", envelope.recorded_at)
+        assert before <= datetime.fromisoformat(envelope.recorded_at) <= after
+    times = [e.recorded_at for e in envelopes]
+    assert times == sorted(times)

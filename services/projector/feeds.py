@@ -1,0 +1,87 @@
+"""The projector's feeds: their consumer group, their upkeep, and reading their entries.
+
+Rules:
+- the group is created on every feed from id ``0``, so nothing appended before the first
+  projector started is missed;
+- a feed is trimmed only up to the oldest entry the group has not delivered or not acknowledged;
+  the record streams are never trimmed;
+- a feed entry is parsed once, by the handler: FastStream's own batch parser does no JSON work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import redis.asyncio as redis
+from faststream.redis import StreamSub
+
+from events.chain import Envelope
+from services.store import keys
+from services.store.keys import GROUP
+
+TRIM_EVERY_S = 30.0
+"""How often a projector trims each feed up to what the group has acknowledged."""
+DATA = b"__data__"
+"""The feed entry's field holding the envelope (``append.lua`` writes it)."""
+
+
+async def ensure_groups(client: redis.Redis) -> None:
+    """Create the projectors' group on every feed, from the feed's start (so nothing is missed)."""
+    for p in range(keys.PARTITIONS):
+        try:
+            await client.xgroup_create(keys.feed(p), GROUP, id="0", mkstream=True)
+        except redis.ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+
+async def trim_feeds(client: redis.Redis) -> None:
+    """Drop feed entries every projector has acknowledged (the record keeps them forever)."""
+    for p in range(keys.PARTITIONS):
+        feed = keys.feed(p)
+        groups = await client.xinfo_groups(feed)
+        floor: bytes | None = None
+        for group in groups:
+            candidates = [group["last-delivered-id"]]
+            if group["pending"]:
+                summary = await client.xpending(feed, group["name"])
+                candidates.append(summary["min"])
+            low = min(candidates, key=_id_key)
+            floor = low if floor is None else min(floor, low, key=_id_key)
+        if floor is not None and floor != b"0-0":
+            await client.xtrim(feed, minid=floor, approximate=True)
+
+
+def _id_key(stream_id: bytes | str) -> tuple[int, int]:
+    text = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def envelopes_of(
+    entries: Iterable[tuple[bytes, Mapping[bytes, bytes] | None]],
+) -> tuple[list[Envelope], list[bytes]]:
+    """The envelopes of claimed feed entries and their ids (an entry without fields, if a server
+    sends one for an entry trimmed meanwhile, has nothing to fold)."""
+    found = [(i, fields) for i, fields in entries if fields]
+    return [Envelope.model_validate_json(f[DATA]) for _, f in found], [i for i, _ in found]
+
+
+class Feed(StreamSub):
+    """FastStream's ``StreamSub``, not copied when there is no prefix to add: FastStream reads
+    its subscription through ``add_prefix``, which deep-copies it several times per read, and
+    the broker has no prefix, so the copy would equal the original."""
+
+    __slots__ = ()
+
+    def add_prefix(self, prefix: str) -> Feed:
+        return self if not prefix else super().add_prefix(prefix)
+
+
+async def lean_batch(message: Mapping[str, Any], original: Any) -> Any:
+    """FastStream's batch parser without its body work: it would decode each envelope's JSON,
+    encode the batch again and decode that; the handler parses each envelope once instead."""
+    parsed = await original({**message, "data": []})
+    parsed.raw_message = message
+    return parsed
