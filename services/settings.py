@@ -7,6 +7,9 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+"""Where the command line finds the API when neither ``--api-url`` nor ``DATELINE_API_URL`` says."""
+
 
 class Settings(BaseSettings):
     """Everything a Dateline process can be told; each field is also ``DATELINE_<NAME>``."""
@@ -21,9 +24,12 @@ class Settings(BaseSettings):
     ws_port: int = 8001
     admin_token: str | None = None
     """When set, accepted as an admin token with actor ``admin:bootstrap``."""
-    api_url: str = "http://127.0.0.1:8000"
+    api_url: str = DEFAULT_API_URL
+    """The API the command line's newsroom, token and audit commands talk to."""
     token: str | None = None
+    """The token those commands send (``--token`` wins over it)."""
     ws_url: str | None = None
+    """The websocket URL to announce and to ``tail`` (default: built from host and ws port)."""
     fsync: str = Field(default="always", pattern="^(always|everysec)$")
     """The embedded Valkey's ``appendfsync``: ``always`` loses no acknowledged event."""
     origins: str = ""

@@ -1,18 +1,21 @@
-"""The ``dateline`` command line (CONTRACT.md "Command line"), with typer and rich.
+"""The ``dateline`` command line (CONTRACT.md "Command line"), with typer and rich: the app, its
+global options, the server commands and ``tail``; the newsroom, token and audit commands join it.
 
 Exit codes: 0 done; 1 a check failed; 2 usage error or input the server refused; 3 server
-unreachable. Messages go to stderr, results to stdout.
+unreachable. Every command reports its errors through ``services.cli.errors.reported`` (the one
+mapping). Messages go to stderr, results to stdout.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from services.cli import audit as auditcli
-from services.cli import newsroom
+from events.errors import UsageError
+from services.cli import audit, newsroom, tokens
+from services.cli.errors import reported
 from services.settings import Settings
 
 app = typer.Typer(
@@ -23,17 +26,17 @@ app = typer.Typer(
 )
 
 RedisOpt = Annotated[
-    Optional[str],  # noqa: UP045 - typer reads the annotation at run time
+    str | None,
     typer.Option("--redis", help="Redis 7+/Valkey 8+ URL (env DATELINE_REDIS_URL)."),
 ]
 DataDirOpt = Annotated[
-    Optional[Path],  # noqa: UP045
+    Path | None,
     typer.Option(
         "--data-dir", help="Where the embedded Valkey keeps its data (env DATELINE_DATA_DIR)."
     ),
 ]
-HostOpt = Annotated[Optional[str], typer.Option("--host", help="Interface to listen on.")]  # noqa: UP045
-HttpPortOpt = Annotated[Optional[int], typer.Option("--http-port", help="HTTP API port (8000).")]  # noqa: UP045
+HostOpt = Annotated[str | None, typer.Option("--host", help="Interface to listen on.")]
+HttpPortOpt = Annotated[int | None, typer.Option("--http-port", help="HTTP API port (8000).")]
 WsPortOpt = Annotated[int | None, typer.Option("--ws-port", help="Websocket gateway port (8001).")]
 
 
@@ -41,7 +44,7 @@ WsPortOpt = Annotated[int | None, typer.Option("--ws-port", help="Websocket gate
 def options(
     ctx: typer.Context,
     token: Annotated[
-        Optional[str],  # noqa: UP045
+        str | None,
         typer.Option(
             "--token",
             envvar="DATELINE_TOKEN",
@@ -50,7 +53,7 @@ def options(
         ),
     ] = None,
     api_url: Annotated[
-        Optional[str],  # noqa: UP045
+        str | None,
         typer.Option(
             "--api-url",
             envvar="DATELINE_API_URL",
@@ -66,8 +69,9 @@ def options(
 
 
 def _settings(**given: object) -> Settings:
+    """The environment's settings, overridden by the options given on the command line."""
     fields = {k: v for k, v in given.items() if v is not None}
-    return Settings(**fields)  # type: ignore[arg-type]
+    return Settings(**fields)  # type: ignore[arg-type]  # pydantic validates each field's type
 
 
 @app.command()
@@ -81,11 +85,11 @@ def serve(
     """API, projector and gateway in one process; an embedded Valkey unless --redis is given."""
     from services.run.serve import main
 
-    main(
-        _settings(
-            redis_url=redis, data_dir=data_dir, host=host, http_port=http_port, ws_port=ws_port
-        )
+    settings = _settings(
+        redis_url=redis, data_dir=data_dir, host=host, http_port=http_port, ws_port=ws_port
     )
+    with reported():
+        main(settings)
 
 
 @app.command()
@@ -97,9 +101,9 @@ def api(
     """The HTTP API alone, on the store at --redis (for compose and scale-out)."""
     from services.run.serve import main
 
-    settings = _settings(redis_url=redis, host=host, http_port=http_port)
-    _need_redis(settings)
-    main(settings, api=True, projector=False, gateway=False)
+    with reported():
+        settings = _need_redis(redis_url=redis, host=host, http_port=http_port)
+        main(settings, api=True, projector=False, gateway=False)
 
 
 @app.command()
@@ -107,9 +111,8 @@ def projector(redis: RedisOpt = None) -> None:
     """The projector alone, on the store at --redis (run several: they share the work)."""
     from services.run.serve import main
 
-    settings = _settings(redis_url=redis)
-    _need_redis(settings)
-    main(settings, api=False, projector=True, gateway=False)
+    with reported():
+        main(_need_redis(redis_url=redis), api=False, projector=True, gateway=False)
 
 
 @app.command()
@@ -122,9 +125,9 @@ def gateway(
     """The websocket gateway alone, on the store at --redis (run several behind a balancer)."""
     from services.run.serve import main
 
-    settings = _settings(redis_url=redis, host=host, ws_port=ws_port, http_port=http_port)
-    _need_redis(settings)
-    main(settings, api=False, projector=False, gateway=True)
+    with reported():
+        settings = _need_redis(redis_url=redis, host=host, ws_port=ws_port, http_port=http_port)
+        main(settings, api=False, projector=False, gateway=True)
 
 
 @app.command()
@@ -135,7 +138,7 @@ def demo(
     http_port: HttpPortOpt = None,
     ws_port: WsPortOpt = None,
     pace: Annotated[
-        Optional[float],  # noqa: UP045
+        float | None,
         typer.Option("--pace", min=0, help="Seconds between updates (default 2 to 4; 0: at once)."),
     ] = None,
     story: Annotated[
@@ -147,20 +150,20 @@ def demo(
     from services.demo.player import player
     from services.run.serve import main
 
-    if not is_id(story):
-        typer.echo(f"error: {story!r} is not a story id (a-z, 0-9 and '-')", err=True)
-        raise typer.Exit(2)
-    settings = _settings(
-        redis_url=redis, data_dir=data_dir, host=host, http_port=http_port, ws_port=ws_port
-    )
-    main(settings, extra=player(story, pace))
+    with reported():
+        if not is_id(story):
+            raise UsageError(f"{story!r} is not a story id (a-z, 0-9 and '-')")
+        settings = _settings(
+            redis_url=redis, data_dir=data_dir, host=host, http_port=http_port, ws_port=ws_port
+        )
+        main(settings, extra=player(story, pace))
 
 
 @app.command()
 def tail(
     story: Annotated[str, typer.Argument(help="The story to follow.")],
     ws_url: Annotated[
-        Optional[str],  # noqa: UP045
+        str | None,
         typer.Option("--ws-url", help="The gateway (env DATELINE_WS_URL; ws://127.0.0.1:8001/ws)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Each frame as a JSON line.")] = False,
@@ -168,17 +171,21 @@ def tail(
     """Follow a story live in the terminal, over the websocket gateway (Ctrl-C to stop)."""
     from services.cli.tail import main
 
-    raise typer.Exit(main(story, ws_url or Settings().public_ws_url(), as_json=as_json))
+    with reported():
+        main(story, ws_url or Settings().public_ws_url(), as_json=as_json)
 
 
-def _need_redis(settings: Settings) -> None:
+def _need_redis(**given: object) -> Settings:
+    """The settings of a service run alone, which never starts an embedded store."""
+    settings = _settings(**given)
     if not settings.redis_url:
-        typer.echo("error: --redis URL (or DATELINE_REDIS_URL) is required", err=True)
-        raise typer.Exit(2)
+        raise UsageError("--redis URL (or DATELINE_REDIS_URL) is required")
+    return settings
 
 
+app.add_typer(tokens.app)
 newsroom.register(app)
-app.add_typer(auditcli.app)
+app.add_typer(audit.app)
 
 
 def main() -> None:

@@ -2,18 +2,19 @@
 
 Rules (CONTRACT "Command line", "HTTP API"; docs/errors.md "In the command line"):
 - every command but ``verify --file`` goes through the HTTP API with an auditor (or admin) token;
-- ``verify`` exits 1 when the chain does not hold (a check failed), 0 when it does; a refusal is 2
-  and no answer 3, as for every command;
+- ``verify`` prints what it found on stdout, then raises ``ChainBroken`` (exit 1: a check failed)
+  when the chain does not hold; a refusal is 2 and no answer 3, as for every command
+  (``services.cli.errors``);
 - ``export`` writes each envelope as one line of canonical JSON (``events.chain.canonical``): the
   bytes the store keeps and the API serves, so an export verifies offline and diffs byte for byte;
 - ``verify --file`` needs no server: it walks the export's chain with ``events.chain.verify`` and
   names the first line that does not hold (and every line that is not an envelope);
-- results go to stdout (``--json`` for scripts); progress bars and messages to stderr.
+- results go to stdout (``--json`` for scripts); progress bars and messages to stderr;
+  ``replay`` prints the story as ``tail`` does (``services.cli.render``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from collections.abc import Iterator
@@ -38,8 +39,10 @@ from rich.table import Table
 from rich.text import Text
 
 from events.chain import GENESIS, Envelope, canonical, data_hash, link_hash, verify
-from services.cli.client import Api, CliError, CliRefused, api, reported
-from services.cli.tail import Printer
+from events.errors import ApiUnreachable, ChainBroken, DatelineError, UsageError
+from services.cli.client import Api, api
+from services.cli.errors import reported
+from services.cli.render import Printer
 
 app = typer.Typer(
     name="audit",
@@ -71,7 +74,7 @@ def _stderr() -> Console:
 def _when(client: Api, story: str, version: int | None, at: str | None) -> dict[str, Any]:
     """The replay's query: ``version`` or ``at``; neither means the story's latest version."""
     if version is not None and at is not None:
-        raise CliRefused("give --version or --at, not both")
+        raise UsageError("give --version or --at, not both")
     if version is None and at is None:
         version = int(client.get(f"/stories/{story}", limit=1)["version"])
     return {"version": version} if at is None else {"at": at}
@@ -123,7 +126,7 @@ def replay(
 class FileCheck:
     """What an offline walk of an export found."""
 
-    file: str
+    path: str
     events: int = 0
     ok: bool = True
     head_hash: str = GENESIS
@@ -134,7 +137,7 @@ class FileCheck:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "file": self.file,
+            "file": self.path,
             "ok": self.ok,
             "events": self.events,
             "head_hash": self.head_hash,
@@ -227,7 +230,7 @@ def verify_command(
             show_default=False,
         ),
     ] = None,
-    file: Annotated[
+    export_file: Annotated[
         Path | None,
         typer.Option(
             "--file",
@@ -249,14 +252,18 @@ def verify_command(
       dateline audit verify --file syria-live.jsonl
       dateline audit verify syria-live --file syria-live.jsonl --json
     """
-    if file is not None:
-        _verify_file(file, story, as_json)
-        return
     with reported():
-        if story is None:
-            raise CliRefused("name a STORY to verify on the server, or give --file")
-        with api(ctx) as client:
-            answer = client.get(f"/stories/{story}/verify")
+        if export_file is not None:
+            _verify_file(export_file, story, as_json)
+        else:
+            _verify_on_server(ctx, story, as_json)
+
+
+def _verify_on_server(ctx: typer.Context, story: str | None, as_json: bool) -> None:
+    if story is None:
+        raise UsageError("name a STORY to verify on the server, or give --file")
+    with api(ctx) as client:
+        answer = client.get(f"/stories/{story}/verify")
     if as_json:
         _json(answer)
     elif answer.get("ok"):
@@ -269,15 +276,14 @@ def verify_command(
             f"({answer.get('events')} events walked)"
         )
     if not answer.get("ok"):
-        raise typer.Exit(1)
+        raise ChainBroken(f"the chain of {story} does not hold")
 
 
 def _verify_file(path: Path, story: str | None, as_json: bool) -> None:
-    with reported():
-        try:
-            check = check_file(path, story)
-        except OSError as error:
-            raise CliRefused(f"cannot read {path}: {error}") from None
+    try:
+        check = check_file(path, story)
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error}") from None
     if as_json:
         _json(check.to_dict())
     elif check.ok:
@@ -291,7 +297,7 @@ def _verify_file(path: Path, story: str | None, as_json: bool) -> None:
         for bad in check.malformed:
             typer.echo(f"  line {bad['line']}: {bad['error']}")
     if not check.ok:
-        raise typer.Exit(1)
+        raise ChainBroken(f"the chain of {path} does not hold")
 
 
 # -- corrections -------------------------------------------------------------------------------
@@ -435,7 +441,7 @@ def _sink(output: str) -> tuple[IO[bytes], Path | None]:
     try:
         return part.open("wb"), part
     except OSError as error:
-        raise CliRefused(f"cannot write {output}: {error}") from None
+        raise UsageError(f"cannot write {output}: {error}") from None
 
 
 @app.command()
@@ -461,8 +467,12 @@ def export(
     count, head = 0, None
     with reported(), api(ctx) as client:
         total: int | None = None
-        with contextlib.suppress(CliRefused):  # a story not projected yet: a spinner, no total
+        try:
             total = int(client.get(f"/stories/{story}", limit=1)["version"])
+        except ApiUnreachable:
+            raise
+        except DatelineError:  # refused (a story not projected yet): a spinner, no total
+            pass
         sink, part = _sink(output)
         try:
             progress = _progress(
@@ -477,12 +487,12 @@ def export(
                     done = count + from_version - 1
                     progress.update(task, completed=done, total=max(total or 0, done) or None)
             sink.flush()
-        except (CliError, OSError) as error:
+        except (DatelineError, OSError) as error:
             if part is not None:
                 sink.close()
                 part.unlink(missing_ok=True)
             if isinstance(error, OSError):
-                raise CliRefused(f"cannot write {output}: {error}") from None
+                raise UsageError(f"cannot write {output}: {error}") from None
             raise
         if part is not None:
             sink.close()
@@ -529,7 +539,7 @@ def snapshot(
         try:
             Path(output).write_bytes(page)
         except OSError as error:
-            raise CliRefused(f"cannot write {output}: {error}") from None
+            raise UsageError(f"cannot write {output}: {error}") from None
     if as_json:
         _json({"story": story, "file": output, "bytes": len(page), **params})
     else:

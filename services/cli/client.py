@@ -3,24 +3,19 @@
 Rules (CONTRACT "Command line", "Command line, more"; docs/errors.md "In the command line"):
 - the API is at ``--api-url`` / ``DATELINE_API_URL`` (``http://127.0.0.1:8000``), and the token is
   ``--token`` / ``DATELINE_TOKEN``, sent as ``Authorization: Bearer``;
-- a 4xx answer is a refusal (``CliRefused``, exit 2): the API's ``code``, ``message`` and ``details``
-  go to stderr. It is never retried: the same request would be refused again;
+- a 4xx answer is a refusal: the error class its ``code`` names (``services.cli.errors.refusal``,
+  exit 2), with the API's message and details. It is never retried: the same request would be
+  refused again;
 - no answer (connection refused, timeout, a dropped connection), a 429 or a 5xx is retried up to
-  ``RETRIES`` times with backoff, then ends as ``CliUnreachable`` (exit 3). A write is retried with
+  ``RETRIES`` times with backoff, then ends as ``ApiUnreachable`` (exit 3). A write is retried with
   the same ``Idempotency-Key`` it was first sent with, so the server answers a retry of a write it
-  already stored from memory and nothing is appended twice (CONTRACT "Idempotency").
-
-Exceptions::
-
-    CliError           exit 1
-    ├── CliRefused     exit 2   the API answered 4xx (or the input cannot be sent)
-    └── CliUnreachable exit 3   no answer, or 5xx
+  already stored from memory and nothing is appended twice (CONTRACT "Idempotency");
+- an ``--api-url`` that is not an http(s) URL is a ``UsageError`` (exit 2), before anything is sent.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -29,75 +24,16 @@ from typing import Any
 import httpx
 import orjson
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-DEFAULT_API_URL = "http://127.0.0.1:8000"
+from events.errors import ApiUnreachable, UsageError
+from services.cli.errors import refusal
+from services.settings import DEFAULT_API_URL, Settings
+
 RETRIES = 3
 """Retries after the first attempt, for no answer, 429 and 5xx."""
 BACKOFF = 0.25
 """Seconds before the first retry; doubled before each next one."""
 TIMEOUT = 30.0
-
-
-class CliError(Exception):
-    """A command that cannot finish; ``exit_code`` is what ``dateline`` exits with."""
-
-    exit_code = 1
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def lines(self) -> list[str]:
-        """What stderr shows."""
-        return [f"error: {self.message}"]
-
-
-class CliRefused(CliError):
-    """The API refused the request (4xx), or the input is not one the command can send."""
-
-    exit_code = 2
-
-    def __init__(
-        self, message: str, code: str = "usage", status: int | None = None, details: Any = None
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
-        self.details = details
-
-    def lines(self) -> list[str]:
-        out = [
-            f"error: {self.message} ({self.code}, {self.status})"
-            if self.status
-            else f"error: {self.message}"
-        ]
-        if isinstance(self.details, dict):
-            shown_keys = {"refused", "errors"}
-            refused = self.details.get("refused")
-            if isinstance(refused, list) and refused:
-                field = self.details.get("field")
-                where = f" in {field}" if isinstance(field, str) else ""
-                out.append(f"refused{where}: " + "; ".join(str(r) for r in refused))
-                shown_keys.add("field")
-            errors = self.details.get("errors")
-            if isinstance(errors, list):
-                out.extend(
-                    f"  {e.get('field')}: {e.get('problem')}" for e in errors if isinstance(e, dict)
-                )
-            rest = {k: v for k, v in self.details.items() if k not in shown_keys}
-            if rest:
-                out.append("details: " + orjson.dumps(rest).decode())
-        elif self.details is not None:
-            out.append("details: " + orjson.dumps(self.details).decode())
-        return out
-
-
-class CliUnreachable(CliError):
-    """The API did not answer, or answered 5xx, after the retries."""
-
-    exit_code = 3
 
 
 @dataclass(frozen=True)
@@ -110,8 +46,9 @@ class Target:
     @classmethod
     def of(cls, api_url: str | None = None, token: str | None = None) -> Target:
         """The given values, else ``DATELINE_API_URL`` / ``DATELINE_TOKEN``, else the default."""
-        url = api_url or os.environ.get("DATELINE_API_URL") or DEFAULT_API_URL
-        return cls(url.rstrip("/"), token or os.environ.get("DATELINE_TOKEN") or None)
+        settings = Settings()
+        url = api_url or settings.api_url or DEFAULT_API_URL
+        return cls(url.rstrip("/"), token or settings.token or None)
 
     @classmethod
     def from_context(cls, ctx: typer.Context) -> Target:
@@ -143,9 +80,9 @@ class Api:
         try:
             url = httpx.URL(target.api_url)
         except httpx.InvalidURL as error:
-            raise CliRefused(f"not an API URL: {target.api_url!r} ({error})") from None
+            raise UsageError(f"not an API URL: {target.api_url!r} ({error})") from None
         if url.scheme not in ("http", "https") or not url.host:
-            raise CliRefused(f"not an API URL: {target.api_url!r} (give http://host:port)")
+            raise UsageError(f"not an API URL: {target.api_url!r} (give http://host:port)")
         self.target = target
         self.retries = retries
         self.backoff = backoff
@@ -173,7 +110,7 @@ class Api:
     ) -> httpx.Response:
         """Send one request (retried on no answer, 429 and 5xx); return a 2xx/3xx answer.
 
-        Raises ``CliRefused`` on 4xx, ``CliUnreachable`` when the retries run out.
+        Raises the refusal's error class on 4xx, ``ApiUnreachable`` when the retries run out.
         """
         headers = {"Idempotency-Key": key} if key is not None else {}
         content = orjson.dumps(body) if body is not None else None
@@ -191,7 +128,7 @@ class Api:
                     method, path, params=query, content=content, headers=headers
                 )
             except (httpx.InvalidURL, httpx.UnsupportedProtocol) as error:
-                raise CliRefused(f"not an API URL: {self.target.api_url} ({error})") from None
+                raise UsageError(f"not an API URL: {self.target.api_url} ({error})") from None
             except httpx.TransportError as error:
                 why = f"no answer from {self.target.api_url} ({type(error).__name__}: {error})"
                 continue
@@ -207,9 +144,9 @@ class Api:
                 code, message, details = _refusal(response)
                 if status == 401 and not self.target.token:
                     message += " (no token given: use --token or DATELINE_TOKEN)"
-                raise CliRefused(message, code, status, details)
+                raise refusal(status, code, message, details)
             return response
-        raise CliUnreachable(why)
+        raise ApiUnreachable(why)
 
     def get(self, path: str, **params: Any) -> Any:
         """GET a JSON answer."""
@@ -254,15 +191,3 @@ class Api:
 def api(ctx: typer.Context) -> Api:
     """A client for the API the global options name."""
     return Api(Target.from_context(ctx))
-
-
-@contextlib.contextmanager
-def reported() -> Iterator[None]:
-    """Turn a ``CliError`` into its lines on stderr and its exit code."""
-    try:
-        yield
-    except CliError as error:
-        err = Console(stderr=True, highlight=False, soft_wrap=True)
-        for line in error.lines():
-            err.print(escape(line))
-        raise typer.Exit(error.exit_code) from None

@@ -1,4 +1,4 @@
-"""The newsroom commands (``token``, ``story``, ``publish`` … ``embed``), over the HTTP API.
+"""The newsroom commands (``story``, ``publish`` … ``embed``), over the HTTP API.
 
 Rules (CONTRACT "Command line", "Idempotency"):
 - every write is one request: ``POST /stories`` or ``POST /stories/{story}/events`` with
@@ -9,8 +9,8 @@ Rules (CONTRACT "Command line", "Idempotency"):
 - a body comes from ``--body HTML``, ``--body -`` (stdin) or ``--body-file PATH``, exactly as given:
   the server refuses HTML outside the safe subset (422, naming each tag), never strips it;
 - the result goes to stdout, one line (``published e-3f2a as version 12 of syria-live``) or, with
-  ``--json``, the envelope as stored (canonical JSON); errors go to stderr: exit 2 for a refusal,
-  3 when the API does not answer.
+  ``--json``, the envelope as stored (canonical JSON); errors go to stderr through
+  ``services.cli.errors.reported``: exit 2 for a refusal, 3 when the API does not answer.
 """
 
 from __future__ import annotations
@@ -18,15 +18,16 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import Callable
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import orjson
 import typer
 
 from events.chain import canonical
-from services.cli.client import Api, CliRefused, CliUnreachable, api, reported
+from events.embeds import EmbedKind
+from events.errors import ApiUnreachable, UsageError
+from services.cli.client import Api, api
+from services.cli.errors import reported
 
 StoryArg = Annotated[
     str, typer.Argument(help="The story's id (a-z, 0-9 and '-').", show_default=False)
@@ -62,40 +63,22 @@ HeadlineOpt = Annotated[str | None, typer.Option("--headline", help="A headline 
 Envelope = dict[str, Any]
 
 
-class Role(StrEnum):
-    """A token's role (CONTRACT "HTTP API")."""
-
-    editor = "editor"
-    auditor = "auditor"
-    admin = "admin"
-
-
-class Kind(StrEnum):
-    """An embed's kind (CONTRACT "Event types")."""
-
-    video = "video"
-    image = "image"
-    social = "social"
-    map = "map"
-    link = "link"
-
-
 # -- shared ------------------------------------------------------------------------------------
 
 
 def read_body(body: str | None, body_file: Path | None) -> str:
     """The body from ``--body`` (``-``: stdin) or ``--body-file``; exactly one of them."""
     if body is not None and body_file is not None:
-        raise CliRefused("give the body with --body or --body-file, not both")
+        raise UsageError("give the body with --body or --body-file, not both")
     if body_file is not None:
         try:
             return body_file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
-            raise CliRefused(f"cannot read the body from {body_file}: {error}") from None
+            raise UsageError(f"cannot read the body from {body_file}: {error}") from None
     if body == "-":
         return sys.stdin.read()
     if body is None:
-        raise CliRefused("a body is needed: --body HTML, --body - (stdin) or --body-file PATH")
+        raise UsageError("a body is needed: --body HTML, --body - (stdin) or --body-file PATH")
     return body
 
 
@@ -110,8 +93,8 @@ def _sent(action: Callable[[Api, str], Envelope], ctx: typer.Context, key: str |
     with api(ctx) as client:
         try:
             return action(client, key)
-        except CliUnreachable as error:
-            raise CliUnreachable(
+        except ApiUnreachable as error:
+            raise ApiUnreachable(
                 f"{error.message}. The write may or may not be stored: run the command again "
                 f"with --idempotency-key {key} and it will land at most once"
             ) from None
@@ -167,64 +150,6 @@ def _entry(envelope: Envelope) -> str:
     return str(envelope["data"].get("entry_id"))
 
 
-# -- tokens ------------------------------------------------------------------------------------
-
-token_app = typer.Typer(
-    name="token", help="Create and revoke API tokens (admin token).", no_args_is_help=True
-)
-
-
-@token_app.command("create")
-def token_create(
-    ctx: typer.Context,
-    role: Annotated[
-        Role, typer.Option("--role", help="What the token may do.", show_default=False)
-    ],
-    name: Annotated[
-        str | None,
-        typer.Option("--name", help="Its name (the actor is role:name); default role-<hex>."),
-    ] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Create a token and print it; it is shown only this once.
-
-    Needs an admin token (--token or DATELINE_TOKEN). The new token alone goes to stdout, so a
-    script can capture it.
-
-    Examples:
-      dateline --token $ADMIN token create --role editor --name jane
-      export DATELINE_TOKEN=$(dateline --token $ADMIN token create --role auditor)
-    """
-    body: dict[str, Any] = {"role": role.value}
-    if name is not None:
-        body["name"] = name
-    with reported(), api(ctx) as client:
-        answer = client.post("/tokens", body)
-    if as_json:
-        typer.echo(orjson.dumps(answer).decode())
-        return
-    typer.echo(answer["token"])
-    typer.echo(
-        f"created {answer['role']}:{answer['name']}; keep it, it is not shown again", err=True
-    )
-
-
-@token_app.command("revoke")
-def token_revoke(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The token's name.", show_default=False)],
-    as_json: JsonOpt = False,
-) -> None:
-    """Revoke a token at once, on every server (admin token).
-
-    Example:
-      dateline token revoke jane
-    """
-    with reported(), api(ctx) as client:
-        client.request("DELETE", f"/tokens/{name}")
-    typer.echo(orjson.dumps({"revoked": name}).decode() if as_json else f"revoked {name}")
-
-
 # -- stories -----------------------------------------------------------------------------------
 
 story_app = typer.Typer(
@@ -272,7 +197,7 @@ def story_update(
 
     def fields() -> dict[str, Any]:
         if title is None and summary is None:
-            raise CliRefused("give --title, --summary or both")
+            raise UsageError("give --title, --summary or both")
         return {"title": title, "summary": summary}
 
     write(
@@ -511,7 +436,7 @@ def embed_attach(
     ctx: typer.Context,
     story: StoryArg,
     entry: EntryArg,
-    kind: Annotated[Kind, typer.Option("--kind", help="What it is.", show_default=False)],
+    kind: Annotated[EmbedKind, typer.Option("--kind", help="What it is.", show_default=False)],
     url: Annotated[
         str, typer.Option("--url", help="https only; video, social and map from the allow-list.")
     ],
@@ -536,7 +461,7 @@ def embed_attach(
         "embed.attached",
         lambda: {
             "entry_id": entry,
-            "kind": kind.value,
+            "kind": kind,
             "url": url,
             "caption": caption,
             "alt": alt,
@@ -577,8 +502,7 @@ def embed_remove(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the newsroom and token commands to the ``dateline`` app."""
-    app.add_typer(token_app)
+    """Add the newsroom commands to the ``dateline`` app."""
     app.add_typer(story_app)
     for command in (publish, correct, edit, retract, pin, unpin):
         app.command()(command)

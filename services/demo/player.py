@@ -11,7 +11,9 @@ Rules:
 - a story already complete is left alone: the demo only prints where to read it;
 - the pause before each step is 2 to 4 s (``--pace`` fixes it; 0 plays at once), except for the
   first entry and for steps the story already holds, which are re-sent without waiting;
-- a failure of the demo is reported on stderr and the servers keep running.
+- a failure of the demo is reported on stderr and the servers keep running: a step the API
+  refuses is a bug in the sample story (``DatelineError``), an API that keeps answering 429 or
+  5xx is ``ApiUnreachable``.
 """
 
 from __future__ import annotations
@@ -21,16 +23,17 @@ import contextlib
 import os
 import random
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 import redis.asyncio as redis
 
-from events.errors import TokenNameTaken
-from services.cli.tail import html_text
+from events.errors import ApiUnreachable, DatelineError, TokenNameTaken
 from services.demo.sample_story import STEPS, Step
+from services.reader.plaintext import html_text
+from services.run.serve import Extra, say
 from services.settings import Settings
 from services.store.tokens import Tokens
 
@@ -44,14 +47,6 @@ ATTEMPTS = 8
 READY_TIMEOUT = 30.0
 
 Say = Callable[[str], None]
-
-
-class DemoRefused(Exception):
-    """The API refused a step for a reason a retry cannot fix (a bug in the sample story)."""
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
 
 
 def local_base(settings: Settings) -> str:
@@ -126,13 +121,13 @@ async def send(http: httpx.AsyncClient, story: str, step: Step) -> dict[str, Any
                 return None
             if response.status_code not in (429, 502, 503, 504):
                 error = response.json().get("error", {})
-                raise DemoRefused(
+                raise DatelineError(  # a refusal no retry can fix: a bug in the sample story
                     f"step {step.key} ({step.type}) refused with {response.status_code} "
                     f"{error.get('code')}: {error.get('message')}"
                 )
         await asyncio.sleep(delay)
         delay = min(delay * 2, 4.0)
-    raise DemoRefused(f"step {step.key} ({step.type}): the API kept answering {answered}")
+    raise ApiUnreachable(f"step {step.key} ({step.type}): the API kept answering {answered}")
 
 
 def describe(step: Step) -> str:
@@ -192,9 +187,7 @@ async def play(
         return version
 
 
-def player(
-    story: str = DEMO_STORY, pace: float | None = None
-) -> Callable[[str, Settings], Awaitable[None]]:
+def player(story: str = DEMO_STORY, pace: float | None = None) -> Extra:
     """The task ``serve`` runs beside its servers for ``dateline demo`` (``run(extra=...)``)."""
 
     async def demo(url: str, settings: Settings) -> None:

@@ -1,8 +1,10 @@
-"""Running the services: ``serve`` (all in one process), or ``api`` / ``projector`` alone.
+"""Running the services: ``serve`` (all in one process), or ``api`` / ``projector`` / ``gateway`` alone.
 
 ``serve`` without a Redis URL starts the embedded Valkey on the data dir first and stops it last;
 SIGINT and SIGTERM stop everything cleanly, and the kernel stops the Valkey if we are killed
-(``services.store.embedded``).
+(``services.store.embedded``). A start that cannot happen raises its ``DatelineError``
+(``PortInUse``, ``StoreUnavailable``) for the ``dateline`` command to report
+(``services.cli.errors``); what the operator needs goes to stdout, one line each (``say``).
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ import gc
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import redis.asyncio as redis
 import uvicorn
 
-from events.errors import DatelineError, StoreUnavailable
+from events.errors import PortInUse
 from services.http.app import create_app, front
 from services.projector.consumers import Consumers, consumer_name
 from services.projector.feeds import TRIM_EVERY_S, ensure_groups, trim_feeds
@@ -33,6 +35,7 @@ from services.store.tokens import Tokens
 
 
 def say(line: str) -> None:
+    """One line for the operator on stdout, flushed at once (a log or a pipe sees it now)."""
     print(line, flush=True)
 
 
@@ -112,7 +115,7 @@ async def _serve_http(server: uvicorn.Server, sock: socket.socket | None) -> Non
             signal.signal(sig, handler)
 
 
-Extra = Callable[[str, Settings], Awaitable[None]]
+Extra = Callable[[str, Settings], Coroutine[Any, Any, None]]
 """A task run beside the services (``dateline demo``), given the store URL and the settings."""
 
 
@@ -201,28 +204,21 @@ def listen(host: str, port: int, what: str) -> socket.socket:
     return sock
 
 
-class PortInUse(Exception):
-    """A port we were told to listen on cannot be had."""
-
-
 T = TypeVar("T")
 GC_THRESHOLDS = (10_000, 50, 1_000)
 """The cyclic collector's thresholds in a service process (Python's default: 700, 10, 10)."""
 
 
 def collect_less() -> None:
-    """The garbage collector policy of a long-running service process.
+    """The collector policy of a service process: freeze start-up's objects, then collect rarely.
 
-    The projector keeps story views in memory (up to ``VIEWS_KEPT`` stories) and replaces their
-    entries with every event, so the collector's full passes kept walking a large heap: a third
-    of the projector's CPU at 1,000 events a story (bench.projector: 54 µs of CPU per event with
-    Python's default thresholds, 37 with (10,000, 10, 10), 30 with these, 28 with the collector
-    off). Objects built at start-up (modules, the FastAPI app, the schemas) are frozen out of its
-    walks; a young pass runs every 10,000 allocations instead of 700, a middle one every 50 of
-    those, and a full one after 1,000 middle ones (about 500 million allocations) instead of 10.
-    Our state is trees of tuples, maps and strings, freed by reference counting the moment they
-    are dropped; what waits longer is only garbage in reference cycles that survived a middle
-    pass (a closed connection's objects, say): freed at the next full pass, not never.
+    Objects built at start-up (modules, the FastAPI app, the schemas) are frozen out of the
+    collector's walks, and its passes run far less often than Python's default
+    (``GC_THRESHOLDS``): the projector replaces its in-memory story views with every event, and
+    full passes kept walking that heap (the measurements: docs/benchmarks.md). Our state is trees
+    of tuples, maps and strings, freed by reference counting the moment they are dropped; what
+    waits longer is only garbage in reference cycles that survived a middle pass (a closed
+    connection's objects, say): freed at the next full pass, not never.
     """
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
@@ -248,16 +244,8 @@ def run_loop(main: Coroutine[Any, Any, T]) -> T:
 
 
 def main(settings: Settings, *, extra: Extra | None = None, **which: bool) -> None:
-    """Run until stopped; a start that cannot happen is one line on stderr and exit 2 (3 when
-    the store cannot be reached), never a traceback."""
+    """Run until SIGINT or SIGTERM; a start that cannot happen raises its ``DatelineError``."""
     collect_less()
-    try:
-        with contextlib.suppress(KeyboardInterrupt):
-            run_loop(run(settings, extra=extra, **which))
-    except PortInUse as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except DatelineError as error:
-        print(f"error: {error.message}", file=sys.stderr)
-        raise SystemExit(3 if isinstance(error, StoreUnavailable) else 2) from None
+    with contextlib.suppress(KeyboardInterrupt):
+        run_loop(run(settings, extra=extra, **which))
     sys.stdout.flush()

@@ -14,44 +14,13 @@ import redis as redis_sync
 
 from events.chain import Envelope, verify
 from services.cli.app import app
-from services.cli.client import Api, Target
 from services.store import keys
 from tests.conftest import ADMIN_TOKEN, free_port
-from tests.services.cli.test_newsroom import QUIET_ENV, dateline, run_module, runner
-
-HISTORY = [
-    ("entry.published", {"entry_id": "e1", "body": "<p>Winds of 150 km/h.</p>"}),
-    ("entry.published", {"entry_id": "e2", "body": "<p>Teh port is closed.</p>"}),
-    ("story.updated", {"title": "Storm Oriane, live"}),
-    (
-        "entry.corrected",
-        {"entry_id": "e1", "body": "<p>Winds of 130 km/h.</p>", "note": "We said 150 km/h."},
-    ),
-    ("entry.edited", {"entry_id": "e2", "body": "<p>The port is closed.</p>"}),
-    ("entry.pinned", {"entry_id": "e1"}),
-    ("entry.retracted", {"entry_id": "e2", "note": "The port reopened; this was wrong."}),
-]
-"""Versions 2 to 8 after ``story.opened`` ("Storm, live")."""
-
-
-@pytest.fixture
-def history(api_url: str, editor_token: str, story_id: str) -> list[dict[str, Any]]:
-    """A story of 8 events: two entries, a title change, a correction, an edit, a pin, a retraction."""
-    with httpx.Client(
-        base_url=api_url, headers={"Authorization": f"Bearer {editor_token}"}
-    ) as http:
-        r = http.post("/stories", json={"story": story_id, "title": "Storm, live"})
-        assert r.status_code == 201, r.text
-        envelopes = [r.json()]
-        for event_type, data in HISTORY:
-            r = http.post(f"/stories/{story_id}/events", json={"type": event_type, "data": data})
-            assert r.status_code == 201, r.text
-            envelopes.append(r.json())
-        http.get(f"/stories/{story_id}", params={"min_version": len(envelopes)})
-    return envelopes
+from tests.services.cli.dateline import QUIET_ENV, dateline, run_module, runner
 
 
 def audit(api_url: str, token: str | None, *args: str) -> Any:
+    """Run ``dateline audit ARGS`` in-process."""
     return dateline(api_url, token, "audit", *args)
 
 
@@ -143,16 +112,6 @@ def test_export_with_no_server_exits_3(tmp_path: Path) -> None:
     assert result.exit_code == 3
     assert "no answer" in result.stderr
     assert list(tmp_path.iterdir()) == []
-
-
-def test_the_client_pages_through_the_events(
-    api_url: str, auditor_token: str, story_id: str, history: list[dict[str, Any]]
-) -> None:
-    """events_pages follows next_from_version: pages of 3, 3 and 2, every version once."""
-    with Api(Target.of(api_url, auditor_token)) as client:
-        pages = list(client.events_pages(story_id, limit=3))
-    assert [len(p) for p in pages] == [3, 3, 2]
-    assert [e["version"] for p in pages for e in p] == list(range(1, 9))
 
 
 # -- verify --file (offline) -------------------------------------------------------------------
