@@ -52,9 +52,10 @@ def changes_of(fields: Mapping[bytes, bytes]) -> list[tuple[int, bytes]]:
     """The changes one entry of a changes stream holds, as (version, change JSON), in order.
 
     ``project.lua`` writes the changes of a run of versions as one entry: each version a field
-    (its value the change), beside ``s`` (the story) on a partition's stream.
+    (its value the change), beside ``s`` (the story) on a partition's stream. Any other field
+    (``s``, or the first layout's ``c`` and ``v``, no longer read) holds no change.
     """
-    return [(int(name), change) for name, change in fields.items() if name != b"s"]
+    return [(int(name), change) for name, change in fields.items() if name.isdigit()]
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ import pytest
 
 from events import errors
 from events.errors import BadRequest, DatelineError
-from services.realtime.frames import error_frame, parse_request, snapshot_frame, wire
+from services.realtime.frames import changes_of, error_frame, parse_request, snapshot_frame, wire
 
 
 def every_error() -> list[type[DatelineError]]:
@@ -63,3 +63,10 @@ def test_a_snapshot_frame_is_one_text_frame_of_the_contracts_snapshot() -> None:
     body = b'{"type":"snapshot","story":"s","version":7,"state":' + orjson.dumps(state)
     assert (version, frame) == (7, wire(body + b',"reset":true}'))
     assert snapshot_frame("s", state, reset=False)[1] == wire(body + b"}")  # type: ignore[arg-type]  # a plain dict
+
+
+def test_a_stream_entry_reads_as_the_versions_it_holds_and_nothing_else() -> None:
+    """A run's fields are its versions; ``s`` and a first-layout entry's ``c``/``v`` hold none."""
+    run = {b"s": b"story", b"7": b'{"version":7}', b"8": b'{"version":8}'}
+    assert changes_of(run) == [(7, b'{"version":7}'), (8, b'{"version":8}')]
+    assert changes_of({b"c": b'{"version":3}', b"v": b"3"}) == []

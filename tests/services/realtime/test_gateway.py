@@ -18,7 +18,6 @@ from websockets.exceptions import ConnectionClosed
 
 from events.decide import parse_command, parse_open
 from services.projector.fold import Projector
-from services.realtime.frames import changes_of
 from services.realtime.gateway import MAX_SUBSCRIPTIONS, Gateway
 from services.store import keys
 from services.store.record import Store
@@ -345,12 +344,6 @@ async def test_since_in_the_middle_of_a_run_written_together_replays_only_what_f
     finally:
         await gateway.stop()
         await store.close()
-
-
-def test_a_changes_entry_reads_as_its_run() -> None:
-    """A run is its version fields in order, beside the story's ``s`` on a partition's stream."""
-    run = {b"s": b"story", b"7": b'{"version":7}', b"8": b'{"version":8}'}
-    assert changes_of(run) == [(7, b'{"version":7}'), (8, b'{"version":8}')]
 
 
 async def test_a_live_subscriber_is_sent_a_change_the_tail_never_read(isolated_url: str) -> None:
