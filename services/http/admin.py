@@ -1,0 +1,75 @@
+"""Running the API: tokens (admin), ``GET /healthz`` and ``GET /metrics`` (CONTRACT "HTTP API").
+
+A token is shown once, in the answer that creates it; a revoked token is refused at once, on
+every server. ``/healthz`` is 200 while the store answers and the contract's 503
+``store_unavailable`` when it does not; ``/metrics`` is Prometheus text, and reads the
+projectors' lag best effort (0 while the store is unreachable).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from events.errors import DatelineError, InvalidRequest
+from events.stamp import ROLES
+from services.http.auth import principal
+from services.http.container import Services
+from services.http.parsing import json_body
+from services.http.responses import json_response
+from services.store import keys
+from services.store.connection import reachable
+
+
+def router(services: Services) -> APIRouter:
+    """The token and operations routes."""
+    tokens = services.tokens
+    routes = APIRouter()
+
+    @routes.post("/tokens", status_code=201, tags=["admin"])
+    async def create_token(request: Request) -> Response:
+        """Create a token ``{role, name?}`` (admin); the token is shown only in this answer."""
+        await principal(tokens, request, "admin")
+        body = await json_body(request, services.settings.max_body)
+        role, name = body.get("role"), body.get("name")
+        if not isinstance(role, str):
+            raise InvalidRequest(f"role must be one of {', '.join(ROLES)}", {"field": "role"})
+        if name is not None and not isinstance(name, str):
+            raise InvalidRequest("name must be a string", {"field": "name"})
+        token, who = await tokens.create(role, name)
+        return json_response({"token": token, "role": who.role, "name": who.name}, 201)
+
+    @routes.delete("/tokens/{name}", status_code=204, tags=["admin"])
+    async def delete_token(name: str, request: Request) -> Response:
+        """Revoke a token at once, on every server (admin)."""
+        await principal(tokens, request, "admin")
+        await tokens.revoke(name)
+        return Response(status_code=204)
+
+    @routes.get("/healthz", tags=["ops"])
+    async def healthz() -> Response:
+        """Liveness, with the store's reachability: 503 when it cannot be reached."""
+        await services.store.ping()
+        return json_response({"ok": True, "store": "reachable"})
+
+    @routes.get("/metrics", tags=["ops"])
+    async def metrics() -> Response:
+        """Prometheus text: appends, refusals by code, projector lag and pending events."""
+        lag = pending = 0
+        with contextlib.suppress(DatelineError), reachable():
+            async with services.client.pipeline(transaction=False) as pipe:
+                for p in range(keys.PARTITIONS):
+                    pipe.xinfo_groups(keys.feed(p))
+                for groups in await pipe.execute(raise_on_error=False):
+                    for g in groups if isinstance(groups, list) else []:
+                        if g["name"] == keys.GROUP.encode():
+                            lag += int(g.get("lag") or 0)
+                            pending += int(g.get("pending") or 0)
+        services.lag.set(lag)
+        services.pending.set(pending)
+        services.bypassed.set(services.audit.bypassed)
+        return Response(generate_latest(services.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return routes

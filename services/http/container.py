@@ -1,0 +1,69 @@
+"""The ``Services`` container: what the API's routes use, built once per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as redis
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from services.audit.replay import Audit
+from services.settings import Settings
+from services.store.connection import connect
+from services.store.readmodel import ReadModel
+from services.store.record import Store
+from services.store.tokens import Tokens
+
+
+@dataclass
+class Services:
+    """The store's client and its views, the settings, and the process's metrics."""
+
+    client: redis.Redis
+    store: Store
+    tokens: Tokens
+    reads: ReadModel
+    audit: Audit
+    settings: Settings
+    registry: CollectorRegistry
+    appends: Counter
+    refusals: Counter
+    lag: Gauge
+    pending: Gauge
+    bypassed: Gauge
+
+    @classmethod
+    def connect(cls, settings: Settings, url: str) -> Services:
+        client = connect(url)
+        registry = CollectorRegistry()
+        store, reads = Store(client), ReadModel(client)
+        return cls(
+            client=client,
+            store=store,
+            tokens=Tokens(client, settings.admin_token),
+            reads=reads,
+            audit=Audit(client, store, reads),
+            settings=settings,
+            registry=registry,
+            appends=Counter(
+                "dateline_appends", "Events appended, by type", ["type"], registry=registry
+            ),
+            refusals=Counter(
+                "dateline_refusals", "Requests refused, by error code", ["code"], registry=registry
+            ),
+            lag=Gauge(
+                "dateline_projector_lag",
+                "Events on the feeds not yet delivered to the projectors",
+                registry=registry,
+            ),
+            pending=Gauge(
+                "dateline_projector_pending",
+                "Events delivered to a projector and not yet acknowledged",
+                registry=registry,
+            ),
+            bypassed=Gauge(
+                "dateline_checkpoints_bypassed",
+                "Replay checkpoints found damaged or stale and passed by (this process)",
+                registry=registry,
+            ),
+        )

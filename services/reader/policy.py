@@ -1,0 +1,86 @@
+"""What the reader page lets in: text escaped, bodies with ``rel`` on their links, and its policy.
+
+Rules (CONTRACT.md "HTML subset", "Reader page"):
+- entry bodies are stored exactly as validated (``events/html.py``) and go in as HTML, with
+  ``rel="noopener nofollow ugc"`` set on every link; everything else is text, escaped;
+- every page carries a strict Content-Security-Policy with a fresh nonce: scripts and styles
+  only by nonce, images https, frames only the players of ``FRAME_SOURCES``, connections only
+  the gateway, no plugins, no base, no forms, framed only by ourselves.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from typing import Any
+
+import nh3
+
+from events.html import ALLOWED_TAGS, LINK_ATTRIBUTES, LINK_SCHEMES
+
+LINK_REL = "noopener nofollow ugc"
+"""Set on every link in an entry body and every embed link (CONTRACT "HTML subset")."""
+FRAME_SOURCES = (
+    "https://www.youtube-nocookie.com",
+    "https://player.vimeo.com",
+    "https://www.dailymotion.com",
+    "https://datawrapper.dwcdn.net",
+    "https://www.openstreetmap.org",
+)
+"""The only origins a click-to-load embed may frame (``embeds.player_url`` names no other)."""
+
+_CLEANER_OPTIONS: dict[str, Any] = {
+    "tags": set(ALLOWED_TAGS),
+    "attributes": {"a": set(LINK_ATTRIBUTES)},
+    "url_schemes": set(LINK_SCHEMES),
+    "link_rel": LINK_REL,
+    "strip_comments": True,
+}
+
+
+def _make_cleaner() -> Callable[[str], str]:
+    """nh3 with the body allow-list plus ``link_rel``; a reusable Cleaner where nh3 has one."""
+    if hasattr(nh3, "Cleaner"):  # nh3 >= 0.3 builds the allow-list once instead of per call
+        return nh3.Cleaner(**_CLEANER_OPTIONS).clean
+
+    def clean(body: str) -> str:  # pragma: no cover - older nh3 (pyproject allows 0.2.18 on)
+        return str(nh3.clean(body, **_CLEANER_OPTIONS))
+
+    return clean
+
+
+with_rel = _make_cleaner()
+"""A stored body with ``rel`` set on its links (nothing else changes: it was validated)."""
+
+
+def esc(value: object) -> str:
+    """Text or attribute value, escaped (quotes too)."""
+    return html.escape(str(value), quote=True)
+
+
+def content_security_policy(nonce: str, ws_url: str) -> str:
+    """The page's policy: nothing runs, loads, frames or connects that we did not name."""
+    return "; ".join(
+        (
+            "default-src 'none'",
+            f"script-src 'nonce-{nonce}'",
+            f"style-src 'nonce-{nonce}'",
+            "img-src https: data:",
+            f"frame-src {' '.join(FRAME_SOURCES)}",
+            f"connect-src {ws_url}",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'self'",
+        )
+    )
+
+
+def page_headers(nonce: str, ws_url: str) -> dict[str, str]:
+    """The headers of every page: its policy, no sniffing, a careful referrer, no shared cache."""
+    return {
+        "Content-Security-Policy": content_security_policy(nonce, ws_url),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "strict-origin-when-cross-origin",
+        "Cache-Control": "no-cache, private",
+    }
