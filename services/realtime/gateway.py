@@ -53,6 +53,7 @@ from services.realtime.frames import (
     wire,
 )
 from services.realtime.subscription import (
+    MAX_REPLAY,
     TRY_AGAIN_LATER,
     Actions,
     Close,
@@ -80,8 +81,6 @@ PING_INTERVAL = 20.0
 PING_TIMEOUT = 20.0
 TAIL_BLOCK_MS = 1_000
 TAIL_COUNT = 1_000
-REPLAY_LIMIT = 2_000
-"""Entries of a story's changes stream one replay or hole fill reads (each holds 1+ changes)."""
 READS_AT_ONCE = 32
 """Store reads in flight at once: well below redis-py's pool (100 connections, and it refuses
 rather than waits past them), leaving room for the tail's blocking read."""
@@ -335,7 +334,10 @@ class Gateway:
         every kept change past ``after`` (the first perhaps some before it, dropped here).
         """
         rows: Entries = await self.client.xrange(  # type: ignore[assignment]  # bytes, not decoded
-            keys.changes(story), f"{after + 1}-0", "+", count=REPLAY_LIMIT
+            keys.changes(story),
+            f"{after + 1}-0",
+            "+",
+            count=MAX_REPLAY,  # entries: 1+ changes each
         )
         return [(v, wire(c)) for _, fields in rows for v, c in changes_of(fields) if v > after]
 

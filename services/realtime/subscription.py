@@ -25,9 +25,10 @@ Rules:
 2. Strictly consecutive. Once SYNCED at version V, the only change ever sent is V+1; a change at
    or below V is a duplicate (a tail re-reading, a fetch overlapping the tail) and is dropped; a
    change beyond V+1 waits in ``pending``. A snapshot resets V to its own version.
-3. ``since``: N == head sends nothing and is live; N beyond the head, or older than the changes
-   stream keeps (its first kept change is not N+1), gets a snapshot with ``reset: true``;
-   otherwise N+1 .. are sent in order, and the rest is filled as a hole (rule 4).
+3. ``since``: N == head sends nothing and is live; N beyond the head, more than
+   ``MAX_REPLAY`` behind it (one snapshot is cheaper than a long replay), or older than the
+   changes stream keeps (its first kept change is not N+1), gets a snapshot with
+   ``reset: true``; otherwise N+1 .. are sent in order, and the rest is filled as a hole (rule 4).
 4. Holes are filled at any time, not only while joining: whenever SYNCED at V, nothing
    outstanding, and a change beyond V is known (one waits in ``pending``, or a read said the
    head is past V), it asks ``FetchChanges(after=V)``. At most one action is outstanding; changes
@@ -56,6 +57,8 @@ from dataclasses import dataclass
 
 TRY_AGAIN_LATER = 1013
 """The close code for a client too slow to keep up (RFC 6455 7.4.1; CONTRACT: resume with since)."""
+MAX_REPLAY = 2_000
+"""A ``since`` further behind the head than this gets a reset snapshot (docs/contract-extensions.md)."""
 MAX_PENDING = 1024 * 1024
 """Bytes of changes one subscriber may hold back while it fills a hole before it is closed."""
 
@@ -192,8 +195,12 @@ class Subscription:
         self.outstanding = None
         since = asked.since
         self.head = max(self.head, head)
-        if since > head or (since < head and not self._starts_at(changes, since + 1)):
-            return self._ask(ReadSnapshot(reset=True))  # ahead of the story, or no longer kept
+        if (
+            since > head
+            or head - since > MAX_REPLAY
+            or (since < head and not self._starts_at(changes, since + 1))
+        ):
+            return self._ask(ReadSnapshot(reset=True))  # ahead, too far behind, or not kept
         self.phase = Phase.SYNCED
         self.version = since
         self._forget_through(since)

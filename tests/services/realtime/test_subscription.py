@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from services.realtime.subscription import (
     MAX_PENDING,
+    MAX_REPLAY,
     Actions,
     Close,
     FetchChanges,
@@ -325,3 +326,11 @@ def test_a_hole_a_fresh_snapshot_cannot_fill_is_not_read_again_in_a_loop() -> No
     assert core.fetched(3, []) == ()
     assert core.settled
     assert core.delivered(4, change(4)) == (Send(change(4), 4),)
+
+
+def test_a_since_further_behind_than_a_replay_goes_gets_a_reset_snapshot() -> None:
+    """``since`` more than ``MAX_REPLAY`` behind the head is answered with a reset snapshot."""
+    sub = Subscription()
+    assert sub.start(since=1) == (Replay(since=1),)
+    kept = [(v, b"c%d" % v) for v in range(2, 2 + MAX_REPLAY)]
+    assert sub.replayed(2 + MAX_REPLAY, kept) == (ReadSnapshot(reset=True),)
