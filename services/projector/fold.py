@@ -15,7 +15,6 @@ Rules:
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
@@ -33,7 +32,7 @@ from projections.changes import View, step
 from projections.story import Entry, StoryState
 from services.store import keys, scripts
 from services.store.autopipeline import Script
-from services.store.keys import CHANGES_KEPT, CHECKPOINT_EVERY, GROUP, PARTITION_CHANGES_KEPT
+from services.store.keys import CHECKPOINT_EVERY, GROUP
 from services.store.record import Store
 
 VIEWS_KEPT = 1_000
@@ -210,14 +209,12 @@ class Projector:
         members: list[str] = []
         marks: list[scripts.Arg] = []
         written: dict[str, bytes] = {}  # entry id -> its JSON after the last change that names it
-        story_json = orjson.dumps(story)
         for envelope in events:
             view, change = step(view, envelope)
             entry_json = change["entry"]
-            raw = b"null"
-            if isinstance(entry_json, dict):  # the entry's JSON, serialized once for both writes
-                raw = written[str(entry_json["entry_id"])] = orjson.dumps(entry_json)
-            changes += [envelope.version, frame(story_json, change, raw)]
+            if isinstance(entry_json, dict):  # as readers get it: also the entries hash's value
+                written[str(entry_json["entry_id"])] = orjson.dumps(entry_json)
+            changes += [envelope.version, orjson.dumps(change)]
             entry_id = envelope.entry_id
             if entry_id is not None:
                 index.append(entry_id)
@@ -249,9 +246,6 @@ class Projector:
             key_events=orjson.dumps(list(view.key_events)),
             activity=_score(state.updated_at),
             story=story,
-            changes_kept=CHANGES_KEPT,
-            partition_changes_kept=PARTITION_CHANGES_KEPT,
-            group=GROUP,
             changes=changes,
             entries=entries,
             published=published,
@@ -260,26 +254,6 @@ class Projector:
             acks=acks,
         )
         return view, call
-
-
-@functools.lru_cache(maxsize=64)
-def _json(text: str) -> bytes:
-    """An event type as JSON (a handful of names, encoded once each)."""
-    return orjson.dumps(text)
-
-
-def frame(story_json: bytes, change: dict[str, Any], entry_json: bytes) -> bytes:
-    """``orjson.dumps(change)``, byte for byte, from parts already serialized: the story id
-    (once a batch) and the entry (also written to the entries hash), so no entry is
-    serialized twice."""
-    meta = change["story_meta"]
-    return b'{"type":"change","story":%b,"version":%d,"event":%b,"entry":%b,"story_meta":%b}' % (
-        story_json,
-        change["version"],
-        _json(change["event"]),
-        entry_json,
-        b"null" if meta is None else orjson.dumps(meta),
-    )
 
 
 def checkpoint(view: View, envelope: Envelope) -> bytes:

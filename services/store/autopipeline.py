@@ -1,20 +1,17 @@
 """One connection shared by many callers, each command written at once: auto-pipelining.
 
-The write path (appends, the projector's state writes) is many small script calls from concurrent
-tasks. redis-py's asyncio client gives each call in flight a pooled connection of its own and runs
-its command through several layers of Python; a pipeline of its own (the group commit this
-replaces) has to wait for the batch before it. Here every call is packed by hiredis and written at
-once on one shared connection, and the answers, which a Redis-protocol server sends in order,
-resolve the callers in that order. So no call waits for another's answer before it is sent; the
-server takes what arrived while it was busy in one turn (under ``appendfsync always``: one fsync
-for all of it) while Python already prepares the next calls, and a caller costs a few
-microseconds. (Holding every call back to write each loop turn's calls as one batch measured
-slower: it made Python and the server take turns.) A caller that has several commands ready at
-once, as the projector has a batch's stories, sends them in one write (``execute_many``), so the
-server takes them in one turn.
-
-Everything else (reads, consumer groups, the gateway) stays on redis-py. ``rediss://`` URLs,
-whose TLS options redis-py knows best, run the same calls through redis-py one by one.
+Rules:
+- the write path (appends, the projector's state writes) sends every command the moment it is
+  made, packed by hiredis, on one connection per ``Store``; no call waits for another's answer
+  before it is sent, so the server takes what arrived while it was busy in one turn (under
+  ``appendfsync always``, one fsync) while Python prepares the next calls;
+- a Redis-protocol server answers in order, so the answers resolve the callers in that order;
+- commands a caller has ready together (a projector batch's stories) leave in one write
+  (``execute_many``), so the server takes them in one turn;
+- a lost connection fails every call in flight with a connection error (``store_unavailable``
+  to the caller); the next call opens a new one;
+- everything else (reads, consumer groups, the gateway) stays on redis-py, and so do
+  ``rediss://`` URLs, whose TLS options redis-py knows best.
 """
 
 from __future__ import annotations
@@ -109,11 +106,7 @@ class AutoPipeline:
         return await wire.send(hiredis.pack_command(args))
 
     async def execute_many(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        """Send several commands in one write; each one's answer, or the exception it raised.
-
-        One write, so the server takes them in one turn (under ``appendfsync always``: one
-        fsync, where commands written one by one as they came spread over two or three).
-        """
+        """Send several commands in one write; each one's answer, or the exception it raised."""
         if self.tls:
             return list(
                 await asyncio.gather(

@@ -118,20 +118,21 @@ def project(
     key_events: bytes,
     activity: int,
     story: str,
-    changes_kept: int,
-    partition_changes_kept: int,
-    group: str,
     changes: Sequence[Arg],
     entries: Sequence[Arg],
     published: Sequence[Arg],
     index: Sequence[str],
     checkpoints: Sequence[Arg],
     acks: Sequence[bytes],
+    changes_kept: int = keys.CHANGES_KEPT,
+    partition_changes_kept: int = keys.PARTITION_CHANGES_KEPT,
+    group: str = keys.GROUP,
 ) -> tuple[ProjectKeys, list[Arg]]:
     """KEYS and ARGV of ``project.lua``: the story's state from ``from_version`` to
     ``to_version``. The sections are flat: ``changes`` (version, frame) pairs, ``entries`` (id,
     JSON) pairs with ``published`` (version, id) pairs of the same entries, ``index`` members,
-    ``checkpoints`` (version, JSON) pairs, ``acks`` feed entry ids; each is sent after its count."""
+    ``checkpoints`` (version, JSON) pairs, ``acks`` feed entry ids; each is sent after its count.
+    The layout constants default to the key layout's."""
     return names, [
         from_version,
         to_version,

@@ -1,24 +1,20 @@
 """The fold shell on the real server: exactly-once folding, gaps read from the record, the
-changes streams, and frames byte for byte."""
+changes streams holding each change exactly as the pure fold makes it."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 import redis.asyncio as redis
-from hypothesis import given
 
 from events.decide import parse_command, parse_open
 from projections.changes import View, step
 from projections.story import StoryState
-from services.projector.fold import Projector, frame
+from services.projector.fold import Projector
 from services.realtime.frames import changes_of
 from services.store import keys
 from services.store.keys import CHANGES_KEPT
 from services.store.readmodel import ReadModel
 from tests.services.projector.conftest import assert_state_is_a_fresh_fold, fill
-from tests.strategies import PROPERTIES, STORY, histories
 
 
 async def test_a_redelivered_batch_is_skipped(world: tuple) -> None:
@@ -75,15 +71,3 @@ async def test_the_changes_stream_keeps_the_last_changes_each_written_once(world
     await Projector(client, store).project(record)  # rebuilt from the record, in one run
     assert await kept_changes(client, "long") == kept
     await assert_state_is_a_fresh_fold(client, store, "long")
-
-
-@PROPERTIES
-@given(histories())
-def test_a_change_frame_is_the_change_serialized_byte_for_byte(events: list[Any]) -> None:
-    """The projector writes frames from parts; readers get exactly ``orjson.dumps(change)``."""
-    view = View(StoryState(STORY))
-    for envelope in events:
-        view, change = step(view, envelope)
-        entry = change["entry"]
-        raw = orjson.dumps(entry) if entry is not None else b"null"
-        assert frame(orjson.dumps(STORY), change, raw) == orjson.dumps(change)
