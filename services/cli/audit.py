@@ -260,6 +260,7 @@ def verify_command(
 
 
 def _verify_on_server(ctx: typer.Context, story: str | None, as_json: bool) -> None:
+    """``GET /stories/{story}/verify``: what the server's walk found, then ``ChainBroken`` if bad."""
     if story is None:
         raise UsageError("name a STORY to verify on the server, or give --file")
     with api(ctx) as client:
@@ -280,6 +281,7 @@ def _verify_on_server(ctx: typer.Context, story: str | None, as_json: bool) -> N
 
 
 def _verify_file(path: Path, story: str | None, as_json: bool) -> None:
+    """The offline walk of an export (``check_file``): what it found, then ``ChainBroken`` if bad."""
     try:
         check = check_file(path, story)
     except OSError as error:

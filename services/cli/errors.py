@@ -1,5 +1,4 @@
-"""The command line's one error mapping: an API refusal into the error tree, the tree into stderr
-lines and an exit code.
+"""The CLI's one error mapping: API refusals into the error tree, errors into stderr and exit codes.
 
 Rules (CONTRACT "Command line"; docs/cli.md "Conventions"; docs/errors.md "In the command line"):
 - the CLI raises only the classes of ``events.errors``. A refusal the API answered,
@@ -8,8 +7,8 @@ Rules (CONTRACT "Command line"; docs/cli.md "Conventions"; docs/errors.md "In th
   details, and only such an answer shows ``(code, status)`` after its message;
 - every command runs inside ``reported()``: a ``DatelineError`` becomes its ``lines()`` on stderr
   and its ``exit_code()``. Anything else is a bug and keeps its traceback (exit 1);
-- a failed check (``ChainBroken``) has already printed what it found, as its result on stdout:
-  it adds nothing to stderr.
+- a check the CLI ran and saw fail (``ChainBroken``) has already printed what it found, as its
+  result on stdout: it adds nothing to stderr.
 
 Exit codes, by class (``exit_code``)::
 
@@ -54,14 +53,18 @@ def error_classes(root: type[DatelineError] = DatelineError) -> Iterator[type[Da
 
 
 BY_CODE = {cls.code: cls for cls in error_classes()}
-BY_STATUS: dict[int, type[DatelineError]] = {}
-for _cls in error_classes():
-    BY_STATUS.setdefault(_cls.status, _cls)
+"""Each class by its ``code`` (the codes are unique in the tree)."""
+BY_STATUS = {cls.status: cls for cls in reversed(list(error_classes()))}
+"""Each status's first class in the tree (404 ``NotFound``, 409 ``Conflict``...), for a code the
+tree does not know: reversed, so that the first one written wins."""
 
 
 def refusal(status: int, code: str, message: str, details: JsonValue = None) -> DatelineError:
-    """The error an API answer stands for: the class of its ``code``, else of its ``status``
-    (else ``DatelineError``), carrying the answer's code, status and details."""
+    """The error an API answer stands for, carrying the answer's code, status and details.
+
+    Its class is the one its ``code`` names, else the first of its ``status``, else
+    ``DatelineError``: a code a newer server added still exits as its status says.
+    """
     cls = BY_CODE.get(code) or BY_STATUS.get(status, DatelineError)
     error = cls.__new__(cls)  # not cls(...): VersionConflict takes its details apart
     DatelineError.__init__(error, message, details)
@@ -80,7 +83,7 @@ def answered(error: DatelineError) -> bool:
 
 def lines(error: DatelineError) -> list[str]:
     """What stderr shows: the message (with the answer's code and status), then its details."""
-    if isinstance(error, ChainBroken):
+    if isinstance(error, ChainBroken) and not answered(error):
         return []
     if answered(error):
         out = [f"error: {error.message} ({error.code}, {error.status})"]

@@ -131,6 +131,7 @@ async def send(http: httpx.AsyncClient, story: str, step: Step) -> dict[str, Any
 
 
 def describe(step: Step) -> str:
+    """What the demo's line for a step names after its type: the title, entry, kind or note."""
     data = step.data
     if step.type == "story.opened":
         return str(data["title"])
@@ -144,6 +145,7 @@ def describe(step: Step) -> str:
 
 
 def _first_words(html: str, size: int = 60) -> str:
+    """The body's text, cut to ``size`` characters with an ellipsis."""
     text = " ".join(html_text(html).split())
     return text if len(text) <= size else text[: size - 1] + "…"
 
