@@ -1,29 +1,29 @@
-"""Every exception an HTTP path meets becomes its answer here, in one function: ``refusal()``.
+"""Every exception an HTTP path meets becomes its answer in one function, ``refusal()``.
 
 CONTRACT.md "HTTP API" and "Errors": an error is ``{"error": {"code", "message", "details"}}``
-with its status. What is raised is first put into the one error tree (``events/errors.py``), then
-answered from it; the refusal is counted there too (``dateline_refusals`` by code)::
+with its status. What was raised is first put into the one error tree (``events/errors.py``),
+then answered from the tree, and counted there (``dateline_refusals_total`` by code)::
 
-    raised                               tree                  status  headers
-    DatelineError (any subclass)         itself                its     Retry-After: 1 when 429
-    Starlette HTTPException 404          NotFound              404     its own
-      (no such route)                      not_found
-    Starlette HTTPException 405          MethodNotAllowed      405     its own (Allow)
-      (wrong method)                       method_not_allowed
-    Starlette HTTPException, other       BadRequest            its     its own
-    RequestValidationError (FastAPI)     BadRequest            400
-                                           details.errors
-    anything else: a bug                 DatelineError         500     (message "internal error",
-                                           internal                    no traceback, no details)
+    raised                          in the tree                    status  headers
+    DatelineError, any subclass     itself                         its     Retry-After: 1 on 429
+    Starlette HTTPException 404     NotFound          not_found    404     its own
+      (no such route)
+    Starlette HTTPException 405     MethodNotAllowed  method_not_  405     its own (Allow)
+      (wrong method)                                  allowed
+    Starlette HTTPException, other  BadRequest        bad_request  its     its own
+    RequestValidationError          BadRequest        bad_request  400
+      (FastAPI; details.errors)
+    anything else: a bug            DatelineError     internal     500
+      (message "internal error", details null: nothing of the exception is shown)
 
-    a page for people (``page_codes`` given: the reader page's bad_request and unknown_story),
-    any other code: "temporarily unavailable", the status if 5xx else 503, Retry-After: 5
+    on a page for people (``page_codes`` given; the reader's are bad_request, unknown_story):
+    any other code is "not now": its status if 5xx, else 503, and Retry-After: 5
 
-Who calls it: the exception handlers ``create_app`` installs (every FastAPI route, healthz and
-metrics included, the reader's static files, no route, wrong method, bugs), the direct write
-route (``newsroom.py``, which FastAPI does not dispatch), and the reader page
-(``services/reader/routes.py``), which takes status, code and headers from it and renders the
-HTML for people itself.
+Who calls it: the handlers ``create_app`` installs for every kind of exception (so every FastAPI
+route, healthz and metrics among them, the reader's static files, no route, wrong method, and
+bugs), the direct write route (``newsroom.py``, which FastAPI does not dispatch), and the reader
+page (``services/reader/routes.py``), which takes status, code and headers from it and renders
+only the HTML for people itself.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ from starlette.exceptions import HTTPException
 from events.errors import BadRequest, DatelineError, MethodNotAllowed, NotFound
 from services.http.responses import JSON
 
+RETRY_AFTER = "1"
+"""Seconds a client told 429 waits before it tries again (CONTRACT "Errors")."""
 PAGE_RETRY_AFTER = "5"
 """Seconds a person is asked to wait before reloading a page that could not be shown."""
 
@@ -86,7 +88,7 @@ def refusal(
     status = found.status
     headers = dict(error.headers or {}) if isinstance(error, HTTPException) else {}
     if status == 429:
-        headers["Retry-After"] = "1"
+        headers["Retry-After"] = RETRY_AFTER
     if page_codes is not None and found.code not in page_codes:
         status = status if status >= 500 else 503
         headers["Retry-After"] = PAGE_RETRY_AFTER

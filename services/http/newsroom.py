@@ -35,6 +35,8 @@ DirectWrite = Callable[[Request, str], Awaitable[Response]]
 """The direct write route: the request and the story id from its path."""
 EVENT_FIELDS = frozenset({"type", "data", "expected_version"})
 """What a ``POST /stories/{story}/events`` body may hold; anything else is refused."""
+KEY_LENGTH = 255
+"""The longest ``Idempotency-Key`` accepted (1 to 255 characters; else 400 ``bad_request``)."""
 WRITE_BODY = {"requestBody": {"required": True, "content": {JSON: {"schema": {"type": "object"}}}}}
 """The request body in /openapi.json (the handlers read it raw, so FastAPI cannot infer it)."""
 
@@ -49,8 +51,8 @@ def routes(services: Services) -> tuple[APIRouter, DirectWrite]:
         key = request.headers.get("idempotency-key")
         if key is None:
             return None
-        if not key or len(key) > 255:
-            raise BadRequest("Idempotency-Key must be 1 to 255 characters")
+        if not key or len(key) > KEY_LENGTH:
+            raise BadRequest(f"Idempotency-Key must be 1 to {KEY_LENGTH} characters")
         return Keyed.of(who.token_hash, key, request.method, request.url.path, body)
 
     async def append(

@@ -11,6 +11,7 @@ Rules (CONTRACT.md "HTML subset", "Reader page"):
 from __future__ import annotations
 
 import html
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -56,6 +57,11 @@ with_rel = _make_cleaner()
 def esc(value: object) -> str:
     """Text or attribute value, escaped (quotes too)."""
     return html.escape(str(value), quote=True)
+
+
+def nonce() -> str:
+    """A fresh nonce for one answer's policy (never reused: a page's scripts carry it)."""
+    return secrets.token_urlsafe(18)
 
 
 def content_security_policy(nonce: str, ws_url: str) -> str:

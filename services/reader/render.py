@@ -31,6 +31,7 @@ MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", 
 
 
 def parse_time(iso: str) -> datetime:
+    """An ISO 8601 time from the record, in UTC."""
     return datetime.fromisoformat(iso).astimezone(UTC)
 
 
@@ -62,6 +63,7 @@ def ago(iso: str, now: datetime) -> str:
 
 
 def stamp(iso: str, now: datetime, css: str = "published") -> str:
+    """A time as the page shows it: the clock, its full date as a tooltip, and how long ago."""
     return (
         f'<time class="{css}" datetime="{esc(iso)}" title="{esc(full_date(iso))}">'
         f'{esc(clock(iso))}</time><span class="ago" data-ago="{esc(iso)}">'
@@ -70,6 +72,7 @@ def stamp(iso: str, now: datetime, css: str = "published") -> str:
 
 
 def note_time(iso: str) -> str:
+    """The time of a correction or retraction note: the clock, its full date as a tooltip."""
     return f'<time datetime="{esc(iso)}" title="{esc(full_date(iso))}">{esc(clock(iso))}</time>'
 
 
@@ -128,6 +131,7 @@ def render_entry(entry: dict[str, Any], now: datetime, pinned: bool = False) -> 
 
 
 def render_key_events(items: Iterable[Any]) -> str:
+    """The key-events list's items, each a link to its entry."""
     return "".join(
         f'<li><a href="#entry-{esc(k["entry_id"])}">{esc(k.get("headline") or "Key event")}</a></li>'
         for k in items
@@ -138,6 +142,7 @@ def render_key_events(items: Iterable[Any]) -> str:
 
 
 def _head(title: str, nonce: str, assets: Assets, extra: str = "") -> str:
+    """The ``<head>`` of every page: its title and the stylesheet (by nonce), then ``extra``."""
     return (
         '<head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -10,19 +10,19 @@ the gateway beside this API.
 from __future__ import annotations
 
 import re
-import secrets
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import Counter
 
-from events.errors import BadRequest, DatelineError, NotFound, UnknownStory
-from events.ids import is_id
+from events.chain import Envelope
+from events.errors import BadRequest, DatelineError, NotFound
 from projections.story import DEFAULT_LIMIT
 from services.http.errors import refusal
+from services.http.parsing import known_story
 from services.reader.assets import Assets
-from services.reader.policy import page_headers
+from services.reader.policy import nonce, page_headers
 from services.reader.render import full_date, message_page, parse_time, render_page
 from services.settings import Settings
 from services.store.readmodel import ReadModel
@@ -62,7 +62,11 @@ def ws_url_for(request: Request, settings: Settings) -> str:
 
 
 def cursor(raw: str | None) -> int | None:
-    """The page's ``before`` cursor: a positive integer, else 400 ``bad_request``."""
+    """The page's ``before`` cursor: a positive integer, else 400 ``bad_request``.
+
+    Unlike the API's query integers, one too long is refused, not clamped: only a link this
+    page wrote is a cursor, and a person is better told that a link is broken.
+    """
     if raw is None:
         return None
     if not (raw.isascii() and raw.isdigit() and 0 < len(raw) <= CURSOR_DIGITS) or int(raw) < 1:
@@ -75,29 +79,43 @@ def page_url(request: Request) -> str:
     return str(request.url.replace(query="", fragment=""))
 
 
+def _rendered(
+    request: Request,
+    state: dict[str, Any],
+    opened: list[Envelope],
+    ws: str,
+    now: datetime,
+    *,
+    before: int | None = None,
+    frozen: str | None = None,
+) -> Response:
+    """The page at ``state["version"]``, under the policy of a fresh nonce."""
+    token = nonce()
+    body = render_page(
+        state,
+        opened_at=opened[0].recorded_at if opened else None,
+        url=page_url(request),
+        ws_url=ws,
+        nonce=token,
+        assets=_ASSETS,
+        now=now,
+        before=before,
+        frozen=frozen,
+    )
+    return Response(body, 200, page_headers(token, ws), media_type=HTML)
+
+
 async def frozen_page(
     store: Store, request: Request, state: dict[str, Any], at: str | None
 ) -> Response:
     """The reader page as it stood at ``state["version"]``: for auditors, with no live script."""
-    story = str(state["story"])
-    opened = await store.read(story, 1, 1)
+    opened = await store.read(str(state["story"]), 1, 1)
     moment = at or str(state["updated_at"])
     banner = (
         f"Archived view: this live blog as readers saw it at version {state['version']}, "
         f"{full_date(moment)}. It does not update."
     )
-    nonce = secrets.token_urlsafe(18)
-    body = render_page(
-        state,
-        opened_at=opened[0].recorded_at if opened else None,
-        url=page_url(request),
-        ws_url=NO_GATEWAY,
-        nonce=nonce,
-        assets=_ASSETS,
-        now=parse_time(moment),
-        frozen=banner,
-    )
-    return Response(body, 200, page_headers(nonce, NO_GATEWAY), media_type=HTML)
+    return _rendered(request, state, opened, NO_GATEWAY, parse_time(moment), frozen=banner)
 
 
 def router(settings: Settings, store: Store, reads: ReadModel, refusals: Counter) -> APIRouter:
@@ -109,9 +127,9 @@ def router(settings: Settings, store: Store, reads: ReadModel, refusals: Counter
         """The page for a refusal, with the status and headers ``refusal()`` decides."""
         answer = refusal(error, refusals, page_codes=PAGES.keys())
         title, text = PAGES.get(answer.code, UNAVAILABLE)
-        nonce = secrets.token_urlsafe(18)
-        body = message_page(answer.status, title, text.format(story=story), nonce, assets)
-        headers = page_headers(nonce, ws) | answer.headers
+        token = nonce()
+        body = message_page(answer.status, title, text.format(story=story), token, assets)
+        headers = page_headers(token, ws) | answer.headers
         return Response(body, answer.status, headers, media_type=HTML)
 
     @routes.get("/live/{story}", response_class=Response)
@@ -120,36 +138,19 @@ def router(settings: Settings, store: Store, reads: ReadModel, refusals: Counter
         ws = ws_url_for(request, settings)
         try:
             before = cursor(request.query_params.get("before"))
-            if not is_id(story):
-                raise UnknownStory(f"story {story!r} does not exist")
+            known_story(story)
             state = await reads.story(story, DEFAULT_LIMIT, before)
             opened = await store.read(story, 1, 1)
         except DatelineError as error:
             return refused(error, story, ws)
-        nonce = secrets.token_urlsafe(18)
-        body = render_page(
-            state,
-            opened_at=opened[0].recorded_at if opened else None,
-            url=page_url(request),
-            ws_url=ws,
-            nonce=nonce,
-            assets=assets,
-            now=datetime.now(UTC),
-            before=before,
-        )
-        return Response(body, 200, page_headers(nonce, ws), media_type=HTML)
+        return _rendered(request, state, opened, ws, datetime.now(UTC), before=before)
 
     @routes.get("/static/{name}", include_in_schema=False)
     async def static(name: str, request: Request) -> Response:
         """The page's script and stylesheet; immutable when asked for by content hash."""
         if name not in assets.files:
             raise NotFound(f"no static file {name!r}")
-        fresh = request.query_params.get("v") == assets.hashes[name]
-        headers = {
-            "Cache-Control": "public, max-age=31536000, immutable" if fresh else "no-cache",
-            "ETag": f'"{assets.hashes[name]}"',
-            "X-Content-Type-Options": "nosniff",
-        }
+        headers = assets.headers(name, request.query_params.get("v"))
         if request.headers.get("if-none-match") == headers["ETag"]:
             return Response(status_code=304, headers=headers)
         return Response(assets.files[name], 200, headers, media_type=assets.TYPES[name])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from events.embeds import EmbedKind
 from services.reader.embeds import player_url
 from tests.services.reader.conftest import Page, a_full_story, live, opened, post
 
@@ -67,7 +68,7 @@ async def test_embeds_are_rendered_safely(http: httpx.AsyncClient, story_id: str
     ],
 )
 def test_click_to_load_embeds_become_their_providers_players(
-    kind: str, url: str, player: str | None
+    kind: EmbedKind, url: str, player: str | None
 ) -> None:
     """Videos and maps map to the player the policy frames; the rest only link out."""
     assert player_url(kind, url) == player
