@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import socket
 import subprocess
 import sys
@@ -25,6 +27,25 @@ def test_a_port_in_use_is_one_line_on_stderr_and_exit_2(tmp_path: Path) -> None:
     assert f"cannot listen for HTTP on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "appendonly").exists()  # the store was never started
+
+
+def test_a_data_dir_held_by_another_server_is_one_line_on_stderr_and_exit_3(
+    tmp_path: Path,
+) -> None:
+    """Its data dir locked by another server, serve waits its start timeout, says why, exits 3."""
+    lock = os.open(tmp_path / "dateline.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        done = subprocess.run(
+            [sys.executable, "-m", "services", "serve", "--http-port", str(free_port()),
+             "--ws-port", str(free_port()), "--data-dir", str(tmp_path)],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        os.close(lock)
+    assert done.returncode == 3
+    assert done.stderr == f"error: another Dateline server is using the data dir {tmp_path}\n"
+    assert done.stdout == ""
 
 
 def test_the_api_alone_needs_a_redis_url() -> None:
