@@ -5,8 +5,9 @@ Rules:
   the script's order) and the comment that opens the script, which parses them into locals;
 - a script checks its arity before it reads or writes anything and answers
   ``ERR <script>: expected ...`` naming every slot, so a caller out of step fails loudly;
-- a builder costs what a list display costs: no validation per call (the write path calls
-  ``append`` and ``project`` for every event; the script checks the arity).
+- a builder only lays its arguments out, with no validation per call: the write path calls
+  ``append`` for every event and ``project`` for every story of a batch, and the script checks
+  the arity anyway.
 """
 
 from __future__ import annotations
