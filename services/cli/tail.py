@@ -1,9 +1,8 @@
 """``dateline tail STORY``: follow a story live in the terminal, over the websocket gateway.
 
 Rules (CONTRACT "Websocket gateway"):
-- subscribe; print the snapshot's entries oldest first, like a log (newest last), then each
-  change as it comes: corrections in yellow with their note, retractions in red with their note
-  and no body, silent edits quietly, pins, embeds and story updates each marked;
+- subscribe; hand the snapshot, then each change as it comes, to the renderer
+  (``services.cli.render.Printer``), or with ``--json`` print each frame as one JSON line;
 - remember the last version. A change that is not the next version means one was missed:
   resubscribe with ``since`` and drop what is in flight until the next version arrives (the
   gateway replays from there, with no gap and no duplicate). A dropped connection reconnects with
@@ -12,8 +11,7 @@ Rules (CONTRACT "Websocket gateway"):
   (``GatewayUnreachable``, exit 3); an ``unknown_story`` error frame ends it (``UnknownStory``,
   exit 2), as does a URL that is not a websocket URL (``UsageError``); Ctrl-C ends it (exit 0).
   A ``store_unavailable`` frame (``StoreUnavailable``) is a lost connection: resumed like one.
-  Messages go to stderr, the story to stdout (``services.cli.render``); ``--json`` prints each
-  frame as one JSON line instead.
+  Messages go to stderr, the story to stdout.
 """
 
 from __future__ import annotations
