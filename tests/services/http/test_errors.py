@@ -137,10 +137,7 @@ async def test_no_route_is_not_found_and_a_wrong_method_names_the_allowed_one(
 async def test_an_unexpected_exception_in_a_route_is_the_contracts_500_without_a_traceback(
     http: httpx.AsyncClient, client: redis.Redis, story_id: str
 ) -> None:
-    """A store key of the wrong type makes the routes fail unexpectedly: JSON 500 internal, no trace.
-
-    Both dispatches: the direct write route and a FastAPI route (history) answer the same.
-    """
+    """Keys of the wrong type fail the direct write and a FastAPI route: JSON 500, no trace."""
     await open_story(http, story_id)
     await client.delete(keys.head(story_id), keys.events(story_id))
     await client.set(keys.head(story_id), "not a hash")
