@@ -21,7 +21,7 @@ run: $(VENV)/.base ## install, then start the demo: serve on the embedded Valkey
 serve: $(VENV)/.base ## install, then start Dateline on the embedded Valkey (no sample story)
 	$(VENV)/bin/dateline serve
 
-lint: $(VENV)/.test ## ruff and mypy --strict on the pure core
+lint: $(VENV)/.test ## ruff, and mypy --strict on the core and every room of services/
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
