@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from events.errors import UsageError
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 """Where the command line finds the API when neither ``--api-url`` nor ``DATELINE_API_URL`` says."""
@@ -15,6 +17,23 @@ class Settings(BaseSettings):
     """Everything a Dateline process can be told; each field is also ``DATELINE_<NAME>``."""
 
     model_config = SettingsConfigDict(env_prefix="DATELINE_", extra="ignore")
+
+    @classmethod
+    def load(cls, **given: object) -> Settings:
+        """The environment's settings, overridden by the options ``given`` (None: not given).
+
+        A value that cannot be read (``DATELINE_HTTP_PORT=abc``) is a ``UsageError`` naming the
+        setting, so every command says so in one line and exits 2, never with a traceback.
+        """
+        fields = {name: value for name, value in given.items() if value is not None}
+        try:
+            return cls(**fields)  # type: ignore[arg-type]  # pydantic validates each field's type
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'DATELINE_' + '_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+                for e in error.errors()
+            )
+            raise UsageError(f"a setting cannot be read: {problems}") from None
 
     redis_url: str | None = None
     """A Redis 7+ or Valkey 8+ server; without one, ``serve`` starts the embedded Valkey."""

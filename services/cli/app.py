@@ -65,13 +65,8 @@ def options(
     """Dateline: event-sourced live blogs with a hash-chained, auditable history."""
     from services.cli.client import Target
 
-    ctx.obj = Target.of(api_url, token)
-
-
-def _settings(**given: object) -> Settings:
-    """The environment's settings, overridden by the options given on the command line."""
-    fields = {k: v for k, v in given.items() if v is not None}
-    return Settings(**fields)  # type: ignore[arg-type]  # pydantic validates each field's type
+    with reported():
+        ctx.obj = Target.of(api_url, token)
 
 
 @app.command()
@@ -85,10 +80,10 @@ def serve(
     """API, projector and gateway in one process; an embedded Valkey unless --redis is given."""
     from services.run.serve import main
 
-    settings = _settings(
-        redis_url=redis, data_dir=data_dir, host=host, http_port=http_port, ws_port=ws_port
-    )
     with reported():
+        settings = Settings.load(
+            redis_url=redis, data_dir=data_dir, host=host, http_port=http_port, ws_port=ws_port
+        )
         main(settings)
 
 
@@ -153,7 +148,7 @@ def demo(
     with reported():
         if not is_id(story):
             raise UsageError(f"{story!r} is not a story id (a-z, 0-9 and '-')")
-        settings = _settings(
+        settings = Settings.load(
             redis_url=redis, data_dir=data_dir, host=host, http_port=http_port, ws_port=ws_port
         )
         main(settings, extra=player(story, pace))
@@ -172,12 +167,12 @@ def tail(
     from services.cli.tail import main
 
     with reported():
-        main(story, ws_url or Settings().public_ws_url(), as_json=as_json)
+        main(story, ws_url or Settings.load().public_ws_url(), as_json=as_json)
 
 
 def _need_redis(**given: object) -> Settings:
     """The settings of a service run alone, which never starts an embedded store."""
-    settings = _settings(**given)
+    settings = Settings.load(**given)
     if not settings.redis_url:
         raise UsageError("--redis URL (or DATELINE_REDIS_URL) is required")
     return settings

@@ -46,7 +46,7 @@ class Target:
     @classmethod
     def of(cls, api_url: str | None = None, token: str | None = None) -> Target:
         """The given values, else ``DATELINE_API_URL`` / ``DATELINE_TOKEN``, else the default."""
-        settings = Settings()
+        settings = Settings.load()
         url = api_url or settings.api_url or DEFAULT_API_URL
         return cls(url.rstrip("/"), token or settings.token or None)
 

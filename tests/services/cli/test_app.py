@@ -91,3 +91,21 @@ def test_the_global_options_are_listed_with_their_environment() -> None:
     result = runner.invoke(app, ["--help"], env=QUIET_ENV)
     for name in ("--token", "DATELINE_TOKEN", "--api-url", "DATELINE_API_URL"):
         assert name in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "variable"),
+    [
+        (["publish", "some-story", "--body", "<p>x</p>"], "DATELINE_HTTP_PORT"),
+        (["serve"], "DATELINE_HTTP_PORT"),
+        (["tail", "some-story"], "DATELINE_WS_PORT"),
+    ],
+)
+def test_a_setting_that_cannot_be_read_is_one_line_and_exit_2(
+    command: list[str], variable: str
+) -> None:
+    """``DATELINE_HTTP_PORT=abc`` names the setting on one line of stderr and exits 2."""
+    done = run_module(*command, **{variable: "abc"})
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: a setting cannot be read: {variable}: ")
+    assert "Traceback" not in done.stderr
