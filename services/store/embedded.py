@@ -87,8 +87,13 @@ class EmbeddedValkey:
 
     def start(self, timeout: float = 10.0) -> str:
         """Start the server and return its URL once it answers PING."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = os.open(self.data_dir / "dateline.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._lock = os.open(self.data_dir / "dateline.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as error:
+            raise StoreUnavailable(
+                f"cannot use the data dir {self.data_dir}: {error.strerror}"
+            ) from None
         # The lock is shared with the child (pass_fds), so it is held until the server itself
         # has exited: a restart waits for a dying predecessor to finish writing its AOF.
         deadline = time.monotonic() + timeout

@@ -53,6 +53,13 @@ def test_two_servers_cannot_share_a_data_dir(tmp_path: Path) -> None:
         EmbeddedValkey(tmp_path).start(timeout=0.5)
 
 
+def test_a_data_dir_that_cannot_be_made_is_store_unavailable(tmp_path: Path) -> None:
+    """A data dir under a plain file cannot be created: ``StoreUnavailable`` naming it."""
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StoreUnavailable, match="cannot use the data dir"):
+        EmbeddedValkey(tmp_path / "file" / "data").start(timeout=0.5)
+
+
 def test_valkey_does_not_outlive_a_parent_killed_with_sigkill(tmp_path: Path) -> None:
     """SIGKILL the process that started Valkey: the kernel takes Valkey down with it."""
     code = (
