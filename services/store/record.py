@@ -13,11 +13,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import uuid
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import cast
 
 import redis.asyncio as redis
@@ -48,10 +47,32 @@ _Entries = list[tuple[bytes, dict[bytes, bytes]]]
 """Stream entries as our clients get them (replies are never decoded to text)."""
 
 
-def now_iso() -> str:
-    """Server time as the envelope's ``recorded_at``: UTC, microseconds, ``Z``
-    (``2026-12-01T18:50:00.123456Z``)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+class _Clock:
+    """Server time as the envelope's ``recorded_at`` (UTC, microseconds, ``Z``), its date and
+    time of day formatted once a second."""
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.prefix = ""
+
+    def __call__(self) -> str:
+        second, fraction = divmod(time.time_ns() // 1_000, 1_000_000)
+        if second != self.second:
+            self.prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self.second = second
+        return f"{self.prefix}.{fraction:06d}Z"
+
+
+now_iso = _Clock()
+
+
+def new_event_id() -> str:
+    """A random (version 4) UUID as text, made from 16 random bytes without the uuid module."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40
+    raw[8] = raw[8] & 0x3F | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def new_id() -> str:
@@ -261,7 +282,7 @@ class Store:
                     refresh = True  # refuse only on facts fresh from the stream, never stale ones
                     continue
                 envelope = seal(
-                    event_id=str(uuid.uuid4()),
+                    event_id=new_event_id(),
                     story=story,
                     version=facts.version + 1,
                     type=event.TYPE,
