@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.padding import Padding
 from rich.text import Text
 
-from services.reader.plaintext import html_text
+from services.reader.plaintext import html_text, excerpt
 
 Frame = dict[str, Any]
 
@@ -35,8 +35,7 @@ def _when(entry: Frame) -> str:
 def _excerpt(entry: Frame, size: int = 70) -> str:
     if entry.get("headline"):
         return str(entry["headline"])
-    text = " ".join(html_text(entry.get("body") or "").split())
-    return text if len(text) <= size else text[: size - 1] + "…"
+    return excerpt(entry.get("body") or "", size)
 
 
 class Printer:

@@ -32,7 +32,7 @@ import redis.asyncio as redis
 
 from events.errors import ApiUnreachable, DatelineError, TokenNameTaken
 from services.demo.sample_story import STEPS, Step
-from services.reader.plaintext import html_text
+from services.reader.plaintext import excerpt
 from services.run.serve import Extra, say
 from services.settings import Settings
 from services.store.tokens import Tokens
@@ -136,18 +136,12 @@ def describe(step: Step) -> str:
     if step.type == "story.opened":
         return str(data["title"])
     if step.type == "entry.published":
-        words = data.get("headline") or _first_words(str(data["body"]))
+        words = data.get("headline") or excerpt(str(data["body"]), 60)
         return f"{data['entry_id']} {data.get('time_label', '')}: {words}"
     if step.type == "embed.attached":
         return f"{data['entry_id']} {data['kind']}"
     target = data.get("entry_id") or data.get("title") or data.get("note") or ""
     return str(target)
-
-
-def _first_words(html: str, size: int = 60) -> str:
-    """The body's text, cut to ``size`` characters with an ellipsis."""
-    text = " ".join(html_text(html).split())
-    return text if len(text) <= size else text[: size - 1] + "…"
 
 
 async def play(

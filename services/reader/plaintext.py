@@ -56,6 +56,12 @@ def html_text(html: str, links: bool = True) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
+def excerpt(html: str, size: int) -> str:
+    """The body's text (links kept) on one line, cut to ``size`` characters with an ellipsis."""
+    text = " ".join(html_text(html).split())
+    return text if len(text) <= size else text[: size - 1] + "…"
+
+
 def one_line(html: str) -> str:
     """The body's text on one line, without link addresses (JSON-LD ``articleBody``)."""
     return " ".join(html_text(html, links=False).split())
