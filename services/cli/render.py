@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.padding import Padding
 from rich.text import Text
 
-from services.reader.plaintext import html_text, excerpt
+from services.reader.plaintext import excerpt, html_text
 
 Frame = dict[str, Any]
 
