@@ -374,3 +374,27 @@ async def test_a_live_subscriber_is_sent_a_change_the_tail_never_read(isolated_u
     finally:
         await gateway.stop()
         await store.close()
+
+
+async def test_a_subscribe_while_the_store_is_away_is_an_error_frame_and_the_connection_stays() -> (
+    None
+):
+    """A gateway whose store cannot be reached answers ``store_unavailable`` and keeps the
+    connection open: the client subscribes again once the store is back."""
+    gone = free_port()  # nothing listens there
+    gateway = Gateway(redis.Redis.from_url(f"redis://127.0.0.1:{gone}/0"))
+    port = free_port()
+    await gateway.start("127.0.0.1", port)
+    try:
+        async with connect(f"ws://127.0.0.1:{port}/ws") as c:
+            await c.send(orjson.dumps({"op": "subscribe", "story": "away"}).decode())
+            frame = orjson.loads(await asyncio.wait_for(c.recv(), 10))
+            assert (frame["type"], frame["code"], frame["story"]) == (
+                "error",
+                "store_unavailable",
+                "away",
+            )
+            await c.send('{"op": "ping"}')
+            assert orjson.loads(await asyncio.wait_for(c.recv(), 5)) == {"type": "pong"}
+    finally:
+        await gateway.stop()
