@@ -42,6 +42,8 @@ code (services/cli). Any other exception is a bug: 500 ``internal``, with no tra
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from pydantic import JsonValue
 
 
@@ -187,3 +189,34 @@ class GatewayUnreachable(Unreachable):
 
 class ProjectionLagging(DatelineError):
     status, code = 504, "projection_lagging"
+
+
+def error_classes(root: type[DatelineError] = DatelineError) -> Iterator[type[DatelineError]]:
+    """``root`` and every class below it, parents before children, in the order they are defined."""
+    yield root
+    for sub in root.__subclasses__():
+        yield from error_classes(sub)
+
+
+BY_CODE = {cls.code: cls for cls in error_classes()}
+"""Each class by its ``code`` (the codes are unique in the tree)."""
+BY_STATUS = {cls.status: cls for cls in reversed(list(error_classes()))}
+"""Each status's first class in the tree (404 ``NotFound``, 409 ``Conflict``...), for a code the
+tree does not know: reversed, so that the first one written wins."""
+
+
+def from_answer(status: int, code: str, message: str, details: JsonValue = None) -> DatelineError:
+    """The error an answer stands for (an API refusal, a gateway's error frame), as it was given.
+
+    Its class is the one its ``code`` names, else the first of its ``status``, else
+    ``DatelineError``: a code a newer server added still exits as its status says.
+    """
+    cls = BY_CODE.get(code) or BY_STATUS.get(status, DatelineError)
+    error = cls.__new__(cls)  # not cls(...): VersionConflict takes its details apart
+    DatelineError.__init__(error, message, details)
+    if isinstance(error, VersionConflict) and isinstance(details, dict):
+        current = details.get("current_version")
+        if isinstance(current, int):
+            error.current_version = current
+    error.code, error.status = code, status  # on the instance: what the server answered
+    return error

@@ -3,7 +3,7 @@
 Rules (CONTRACT "Command line", "Command line, more"; docs/errors.md "In the command line"):
 - the API is at ``--api-url`` / ``DATELINE_API_URL`` (``http://127.0.0.1:8000``), and the token is
   ``--token`` / ``DATELINE_TOKEN``, sent as ``Authorization: Bearer``;
-- a 4xx answer is a refusal: the error class its ``code`` names (``services.cli.errors.refusal``,
+- a 4xx answer is a refusal: the error class its ``code`` names (``events.errors.from_answer``,
   exit 2), with the API's message and details. It is never retried: the same request would be
   refused again;
 - no answer (connection refused, timeout, a dropped connection), a 429 or a 5xx is retried up to
@@ -25,8 +25,7 @@ import httpx
 import orjson
 import typer
 
-from events.errors import ApiUnreachable, UsageError
-from services.cli.errors import refusal
+from events.errors import ApiUnreachable, UsageError, from_answer
 from services.settings import DEFAULT_API_URL, Settings
 
 RETRIES = 3
@@ -144,7 +143,7 @@ class Api:
                 code, message, details = _refusal(response)
                 if status == 401 and not self.target.token:
                     message += " (no token given: use --token or DATELINE_TOKEN)"
-                raise refusal(status, code, message, details)
+                raise from_answer(status, code, message, details)
             return response
         raise ApiUnreachable(why)
 

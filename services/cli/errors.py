@@ -3,7 +3,7 @@
 Rules (CONTRACT "Command line"; docs/cli.md "Conventions"; docs/errors.md "In the command line"):
 - the CLI raises only the classes of ``events.errors``. A refusal the API answered,
   ``{"error": {code, message, details}}``, becomes the class whose ``code`` it names, else the
-  first class of its status (``refusal``); the instance keeps the answer's code, status and
+  first class of its status (``events.errors.from_answer``); the instance keeps the answer's code, status and
   details, and only such an answer shows ``(code, status)`` after its message;
 - every command runs inside ``reported()``: a ``DatelineError`` becomes its ``lines()`` on stderr
   and its ``exit_code()``. Anything else is a bug and keeps its traceback (exit 1);
@@ -34,50 +34,18 @@ from collections.abc import Iterator
 
 import orjson
 import typer
-from pydantic import JsonValue
 from rich.console import Console
 from rich.markup import escape
 
-from events.errors import ChainBroken, DatelineError, PortInUse, UsageError, VersionConflict
+from events.errors import ChainBroken, DatelineError, PortInUse, UsageError
 
 CHECK_FAILED, REFUSED, UNREACHABLE = 1, 2, 3
 TOO_MANY_REQUESTS = 429
 """Retried like a 5xx (docs/cli.md "Retries"), so it ends as one: exit 3."""
 
 
-def error_classes(root: type[DatelineError] = DatelineError) -> Iterator[type[DatelineError]]:
-    """``root`` and every class below it, parents before children, in the order they are defined."""
-    yield root
-    for sub in root.__subclasses__():
-        yield from error_classes(sub)
-
-
-BY_CODE = {cls.code: cls for cls in error_classes()}
-"""Each class by its ``code`` (the codes are unique in the tree)."""
-BY_STATUS = {cls.status: cls for cls in reversed(list(error_classes()))}
-"""Each status's first class in the tree (404 ``NotFound``, 409 ``Conflict``...), for a code the
-tree does not know: reversed, so that the first one written wins."""
-
-
-def refusal(status: int, code: str, message: str, details: JsonValue = None) -> DatelineError:
-    """The error an API answer stands for, carrying the answer's code, status and details.
-
-    Its class is the one its ``code`` names, else the first of its ``status``, else
-    ``DatelineError``: a code a newer server added still exits as its status says.
-    """
-    cls = BY_CODE.get(code) or BY_STATUS.get(status, DatelineError)
-    error = cls.__new__(cls)  # not cls(...): VersionConflict takes its details apart
-    DatelineError.__init__(error, message, details)
-    if isinstance(error, VersionConflict) and isinstance(details, dict):
-        current = details.get("current_version")
-        if isinstance(current, int):
-            error.current_version = current
-    error.code, error.status = code, status  # on the instance: what the server answered
-    return error
-
-
 def answered(error: DatelineError) -> bool:
-    """Whether the error is an answer of the API's (``refusal``), not one the CLI raised."""
+    """Whether the error is an answer of the API's (``from_answer``), not one the CLI raised."""
     return "status" in vars(error)
 
 

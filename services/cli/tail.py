@@ -27,7 +27,14 @@ from rich.text import Text
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidURI, WebSocketException
 
-from events.errors import GatewayUnreachable, StoreUnavailable, UnknownStory, UsageError
+from events.errors import (
+    BY_CODE,
+    DatelineError,
+    GatewayUnreachable,
+    StoreUnavailable,
+    UnknownStory,
+    UsageError,
+)
 from services.cli.render import Frame, Printer
 
 OnFrame = Callable[[Frame], None]
@@ -103,11 +110,12 @@ class Follower:
             frame = orjson.loads(message)
             kind = frame.get("type")
             if kind == "error":
-                code, text = frame.get("code"), frame.get("message", "")
-                if code == "unknown_story":
-                    raise UnknownStory(text or f"story {self.story!r} does not exist")
-                if code == "store_unavailable":
-                    raise StoreUnavailable(text)
+                code, text = str(frame.get("code")), str(frame.get("message", ""))
+                cls = BY_CODE.get(code, DatelineError)  # the tree's class for the frame's code
+                if issubclass(cls, UnknownStory):
+                    raise cls(text or f"story {self.story!r} does not exist")  # exit 2
+                if issubclass(cls, StoreUnavailable):
+                    raise cls(text)  # a lost store is a lost connection: resumed like one
                 self.on_notice(f"gateway error {code}: {text}")
                 continue
             if frame.get("story") != self.story:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import random
 import sys
@@ -30,7 +31,7 @@ from typing import Any
 import httpx
 import redis.asyncio as redis
 
-from events.errors import ApiUnreachable, DatelineError, TokenNameTaken
+from events.errors import ApiUnreachable, DatelineError, TokenNameTaken, from_answer
 from services.demo.sample_story import STEPS, Step
 from services.reader.plaintext import excerpt
 from services.run.serve import Extra, say
@@ -120,10 +121,12 @@ async def send(http: httpx.AsyncClient, story: str, step: Step) -> dict[str, Any
             if response.status_code == 409:
                 return None
             if response.status_code not in (429, 502, 503, 504):
-                error = response.json().get("error", {})
-                raise DatelineError(  # a refusal no retry can fix: a bug in the sample story
-                    f"step {step.key} ({step.type}) refused with {response.status_code} "
-                    f"{error.get('code')}: {error.get('message')}"
+                error = response.json().get("error", {})  # a refusal no retry can fix: a bug
+                raise from_answer(
+                    response.status_code,
+                    str(error.get("code")),
+                    f"step {step.key} ({step.type}) refused: {error.get('message')}",
+                    error.get("details"),
                 )
         await asyncio.sleep(delay)
         delay = min(delay * 2, 4.0)
@@ -200,8 +203,12 @@ def player(story: str = DEMO_STORY, pace: float | None = None) -> Extra:
             say(f"reader: {base}/live/{story}")
         except asyncio.CancelledError:
             raise
-        except Exception as error:
-            print(f"demo: stopped: {error}", file=sys.stderr, flush=True)
+        except DatelineError as error:  # the servers keep running; the demo says why it stopped
+            print(f"demo: stopped: {error.message} ({error.code})", file=sys.stderr, flush=True)
+        except httpx.HTTPError as error:
+            print(f"demo: stopped: the API did not answer: {error}", file=sys.stderr, flush=True)
+        except Exception:  # a bug: its traceback in the log, and the servers keep serving
+            logging.getLogger("dateline.demo").exception("demo: stopped by a bug")
 
     return demo
 

@@ -8,8 +8,8 @@ import pytest
 import typer
 
 from events import errors
-from events.errors import DatelineError
-from services.cli.errors import exit_code, lines, refusal, reported
+from events.errors import DatelineError, from_answer
+from services.cli.errors import exit_code, lines, reported
 
 EXIT_CODES: dict[type[DatelineError], int] = {
     errors.DatelineError: 3,
@@ -95,7 +95,7 @@ def test_an_error_the_cli_raises_is_its_message_and_its_exit_code(
 @pytest.mark.parametrize("cls", EVERY, ids=lambda c: c.__name__)
 def test_an_answer_of_the_api_becomes_the_class_of_its_code(cls: type[DatelineError]) -> None:
     """``{"error": {code, ...}}`` with the class's status is that class, shown with code and status."""
-    error = refusal(cls.status, cls.code, "refused", None)
+    error = from_answer(cls.status, cls.code, "refused", None)
     assert type(error) is cls
     assert (error.code, error.status, error.message) == (cls.code, cls.status, "refused")
     assert exit_code(error) == EXIT_CODES[cls]
@@ -116,7 +116,7 @@ def test_an_unknown_code_maps_by_its_status(
     status: int, cls: type[DatelineError], code: int
 ) -> None:
     """A code the tree does not know keeps its code and status, and exits as its status says."""
-    error = refusal(status, f"http_{status}", "odd", None)
+    error = from_answer(status, f"http_{status}", "odd", None)
     assert type(error) is cls
     assert exit_code(error) == code
     assert lines(error) == [f"error: odd (http_{status}, {status})"]
@@ -125,7 +125,9 @@ def test_an_unknown_code_maps_by_its_status(
 def test_refused_html_is_named_after_the_message() -> None:
     """An invalid_event's ``refused`` list is one line naming the field; other details follow."""
     details = {"field": "body", "refused": ["tag <script>", "attribute onclick"], "entry": "e1"}
-    error = refusal(422, "invalid_event", "body contains HTML outside the allowed subset", details)
+    error = from_answer(
+        422, "invalid_event", "body contains HTML outside the allowed subset", details
+    )
     assert lines(error) == [
         "error: body contains HTML outside the allowed subset (invalid_event, 422)",
         "refused in body: tag <script>; attribute onclick",
@@ -136,7 +138,7 @@ def test_refused_html_is_named_after_the_message() -> None:
 def test_schema_errors_are_listed_one_a_line() -> None:
     """An invalid_request's ``errors`` show as ``  field: problem`` lines."""
     details = {"errors": [{"field": "data.body", "problem": "Field required"}]}
-    error = refusal(422, "invalid_request", "the request does not match its schema", details)
+    error = from_answer(422, "invalid_request", "the request does not match its schema", details)
     assert lines(error) == [
         "error: the request does not match its schema (invalid_request, 422)",
         "  data.body: Field required",
@@ -145,7 +147,7 @@ def test_schema_errors_are_listed_one_a_line() -> None:
 
 def test_a_version_conflict_keeps_the_current_version() -> None:
     """The answer's details stay as sent and give the conflict its ``current_version``."""
-    error = refusal(
+    error = from_answer(
         409, "version_conflict", "story is at version 10, not 3", {"current_version": 10}
     )
     assert isinstance(error, errors.VersionConflict)
