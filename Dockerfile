@@ -18,7 +18,7 @@ COPY services ./services
 RUN pip install . \
     && cd / && rm -rf /src \
     && python -c "from importlib.resources import files; \
-[files('services.store.scripts').joinpath(n).read_text() for n in ('append.lua', 'project.lua')]" \
+[files('services.store.scripts').joinpath(n).read_text() for n in ('append.lua', 'project.lua', 'create_token.lua')]" \
     && useradd --system --uid 10001 --create-home --home-dir /home/dateline dateline \
     && mkdir /data && chown dateline:dateline /data
 

@@ -121,7 +121,7 @@ class Children:
             close_fds=True,
         )
         if log:
-            out.close()  # type: ignore[union-attr]
+            out.close()  # type: ignore[union-attr]  # a file here, not None: opened above
         self.procs.append((name, proc))
         return proc
 

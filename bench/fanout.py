@@ -120,8 +120,8 @@ class Lean(asyncio.Protocol):
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.transport.write(self.hub.upgrade)  # type: ignore[union-attr]
+        self.transport = transport  # type: ignore[assignment]  # a Transport, as asyncio hands it
+        self.transport.write(self.hub.upgrade)  # type: ignore[union-attr]  # set in connection_made
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.hub.lost += 1
@@ -138,11 +138,11 @@ class Lean(asyncio.Protocol):
                 return
             if not buffer.startswith(b"HTTP/1.1 101"):
                 self.ready.set_exception(ConnectionError(buffer[:end].decode(errors="replace")))
-                self.transport.close()  # type: ignore[union-attr]
+                self.transport.close()  # type: ignore[union-attr]  # set in connection_made
                 return
             self.open = True
             buffer = buffer[end + 4 :]
-            self.transport.write(self.hub.subscribe)  # type: ignore[union-attr]
+            self.transport.write(self.hub.subscribe)  # type: ignore[union-attr]  # set in connection_made
         pos, size = 0, len(buffer)
         while size - pos >= 2:
             length, start = buffer[pos + 1] & 0x7F, pos + 2
@@ -172,11 +172,11 @@ class Lean(asyncio.Protocol):
                 else:
                     self.hub.errors[bytes(buffer[start:end][:200])] += 1
             elif opcode == 9:  # ping: pong with the same payload
-                self.transport.write(client_frame(10, buffer[start:end]))  # type: ignore[union-attr]
+                self.transport.write(client_frame(10, buffer[start:end]))  # type: ignore[union-attr]  # set in connection_made
             elif opcode == 8:
                 code = int.from_bytes(buffer[start : start + 2], "big") if length >= 2 else 1005
                 self.hub.closes[code] += 1
-                self.transport.close()  # type: ignore[union-attr]
+                self.transport.close()  # type: ignore[union-attr]  # set in connection_made
             pos = end
         self.buffer = buffer[pos:] if pos < size else b""
 

@@ -47,9 +47,9 @@ def _plain(value: JsonValue) -> bool:
         item = stack.pop()
         kind = type(item)
         if kind is dict:
-            stack.extend(item.values())  # type: ignore[union-attr]
+            stack.extend(item.values())  # type: ignore[union-attr]  # type(item) is dict: checked above
         elif kind is list:
-            stack.extend(item)  # type: ignore[arg-type]
+            stack.extend(item)  # type: ignore[arg-type]  # type(item) is list: checked above
         elif kind is not str and kind is not int and kind is not bool and item is not None:
             return False  # a float, or something orjson might write its own way
     return True

@@ -13,13 +13,6 @@ from events.chain import Envelope
 from events.facts import EntryFacts, StoryFacts
 
 
-def _entry_id(envelope: Envelope) -> str:
-    value = envelope.data["entry_id"]
-    if not isinstance(value, str):  # decisions always store it; anything else is a bug
-        raise TypeError(f"entry_id of {envelope.type} v{envelope.version} is not a string")
-    return value
-
-
 def apply(facts: StoryFacts, envelope: Envelope) -> StoryFacts:
     """Fold one event into the facts (one constructor call: this runs on every append)."""
     kind = envelope.type
@@ -29,7 +22,9 @@ def apply(facts: StoryFacts, envelope: Envelope) -> StoryFacts:
     elif kind == "story.closed":
         status = "closed"
     elif kind != "story.updated":
-        entry_id = _entry_id(envelope)
+        entry_id = envelope.entry_id
+        if entry_id is None:  # decisions always store it; anything else is a bug
+            raise TypeError(f"{envelope.type} v{envelope.version} names no entry")
         if kind == "entry.published":
             entries = entries.set(entry_id, EntryFacts())
         elif kind == "entry.retracted":

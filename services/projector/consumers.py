@@ -86,8 +86,8 @@ class Consumers:
     ) -> None:
         # apply_types=False: no FastDepends injection; the handler takes the message from the
         # context, which costs less per batch than resolving a typed signature.
-        # logger=None turns FastStream's logging off (documented); its stub asks for a logger
-        self.broker = RedisBroker(url, logger=None, apply_types=False)  # type: ignore[arg-type]
+        # logger=None turns FastStream's logging off (documented), though its stub asks for one
+        self.broker = RedisBroker(url, logger=None, apply_types=False)  # type: ignore[arg-type]  # see above
         self.consumer = name or consumer_name()
         self.claim_idle_ms = claim_idle_ms
         self._factory = projector_factory

@@ -54,6 +54,7 @@ async def trim_feeds(client: redis.Redis) -> None:
 
 
 def _id_key(stream_id: bytes | str) -> tuple[int, int]:
+    """A stream id as (milliseconds, sequence), so ids compare as the stream orders them."""
     text = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
     ms, _, seq = text.partition("-")
     return int(ms), int(seq or 0)

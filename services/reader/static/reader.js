@@ -12,7 +12,7 @@
 // - the DOM is built with createElement and textContent; the one exception is an entry body,
 //   which is stored exactly as validated against the safe subset: it is parsed in a <template>
 //   (inert), then every link gets rel="noopener nofollow ugc";
-// - renderEntry/renderEmbed/playerUrl mirror services/reader.py element for element.
+// - renderEntry/renderEmbed/playerUrl mirror services/reader/render.py and embeds.py element for element.
 "use strict";
 
 (() => {

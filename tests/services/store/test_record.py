@@ -57,7 +57,7 @@ async def test_events_are_stored_at_their_version(
     """Each stream entry id is ``<version>-0`` and carries the envelope format version."""
     await store.append(story_id, parse_open({"story": story_id, "title": "T"}), actor="admin:x")
     await store.append(story_id, publish(), actor="admin:x")
-    rows = await client.xrange(keys.events(story_id))  # type: ignore[attr-defined]
+    rows = await client.xrange(keys.events(story_id))  # type: ignore[attr-defined]  # redis-py types the async client loosely
     assert [r[0] for r in rows] == [b"1-0", b"2-0"]
     assert all(r[1][b"f"] == b"1" for r in rows)
 
