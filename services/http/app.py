@@ -18,10 +18,9 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from events.errors import DatelineError
-from services.http import admin, audit, newsroom, public
+from services.http import admin, audit, newsroom, public, reader
 from services.http.container import Services
 from services.http.errors import refusal
-from services.reader import routes as reader
 from services.settings import Settings
 
 EVENTS_PATH = re.compile(r"/stories/([^/]+)/events")

@@ -18,8 +18,8 @@ from projections.story import DEFAULT_LIMIT, MAX_LIMIT
 from services.http.auth import principal
 from services.http.container import Services
 from services.http.parsing import known_entry, known_story, query_int
+from services.http.reader import frozen_page
 from services.http.responses import JSON, json_response
-from services.reader.routes import frozen_page
 
 EVENTS_LIMIT, EVENTS_MAX = 1000, 10_000
 """Envelopes a history page holds by default, and at most (CONTRACT "Listings")."""

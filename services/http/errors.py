@@ -22,7 +22,7 @@ then answered from the tree, and counted there (``dateline_refusals_total`` by c
 Who calls it: the handlers ``create_app`` installs for every kind of exception (so every FastAPI
 route, healthz and metrics among them, the reader's static files, no route, wrong method, and
 bugs), the direct write route (``newsroom.py``, which FastAPI does not dispatch), and the reader
-page (``services/reader/routes.py``), which takes status, code and headers from it and renders
+page (``services/http/reader.py``), which takes status, code and headers from it and renders
 only the HTML for people itself.
 """
 

@@ -10,6 +10,8 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -51,6 +53,15 @@ async def trim_feeds(client: redis.Redis) -> None:
             floor = low if floor is None else min(floor, low, key=_id_key)
         if floor is not None and floor != b"0-0":
             await client.xtrim(feed, minid=floor, approximate=True)
+
+
+async def trim_forever(client: redis.Redis) -> None:
+    """Trim the feeds every ``TRIM_EVERY_S``, for as long as the projector runs (best effort:
+    a failed round only lets the feeds grow until the next)."""
+    while True:
+        await asyncio.sleep(TRIM_EVERY_S)
+        with contextlib.suppress(Exception):
+            await trim_feeds(client)
 
 
 def _id_key(stream_id: bytes | str) -> tuple[int, int]:

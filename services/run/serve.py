@@ -24,7 +24,7 @@ import uvicorn
 from events.errors import PortInUse
 from services.http.app import create_app, front
 from services.projector.consumers import Consumers, consumer_name
-from services.projector.feeds import TRIM_EVERY_S, ensure_groups, trim_feeds
+from services.projector.feeds import ensure_groups, trim_forever
 from services.projector.fold import Projector
 from services.realtime.gateway import Gateway
 from services.settings import Settings
@@ -54,13 +54,7 @@ class Projection:
     async def start(self) -> None:
         await ensure_groups(self.client)
         await self.consumers.start()
-        self._trim = asyncio.get_running_loop().create_task(self._trimmer())
-
-    async def _trimmer(self) -> None:
-        while True:
-            await asyncio.sleep(TRIM_EVERY_S)
-            with contextlib.suppress(Exception):  # best effort: the feed only grows meanwhile
-                await trim_feeds(self.client)
+        self._trim = asyncio.get_running_loop().create_task(trim_forever(self.client))
 
     async def stop(self) -> None:
         if self._trim is not None:
