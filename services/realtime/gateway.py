@@ -10,7 +10,9 @@ bytes and reads the store, as websockets' ``asyncio/connection.py`` does for its
   anything else (a hole the tail left, a duplicate) goes through the group's rules, and a hole is
   filled once for all of them;
 - a joiner has a ``Subscription`` of its own, registered before its snapshot or ``since`` replay is
-  read; once it has sent everything it knows of, at the group's version, it joins the live set;
+  read; it joins the live set when its core says so (``Subscription.joins``);
+- a read that fails is handed to the core (``Subscription.failed``), which refuses, asks again
+  (the shell pauses ``RETRIES`` between attempts) or closes with 1013;
 - reads (snapshots, replays, hole fills) run at most ``READS_AT_ONCE`` at a time, so a crowd
   joining at once waits for the store instead of exhausting the connection pool (issue 9);
 - a client that owes more than ``MAX_BUFFER`` beyond its transport is closed with 1013
@@ -54,13 +56,14 @@ from services.realtime.frames import (
 )
 from services.realtime.subscription import (
     MAX_REPLAY,
+    TOO_SLOW,
     TRY_AGAIN_LATER,
     Actions,
     Close,
     FetchChanges,
-    Phase,
     Read,
     ReadSnapshot,
+    Refuse,
     Replay,
     Send,
     Subscription,
@@ -85,8 +88,7 @@ READS_AT_ONCE = 32
 """Store reads in flight at once: well below redis-py's pool (100 connections, and it refuses
 rather than waits past them), leaving room for the tail's blocking read."""
 RETRIES = (0.2, 0.5, 1.0)
-"""Pauses between attempts of a read for subscribers already sent something; then 1013."""
-STORE_AWAY = "store unavailable: resume with since"
+"""Pauses before each new attempt of a read the core asks again (subscription rule 9)."""
 
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
 """Stream entries as redis-py returns them without ``decode_responses``: (id, fields)."""
@@ -130,7 +132,7 @@ class Client:
                 return False
             return True
         if not self.backlog.queue(frame):
-            self.close(TRY_AGAIN_LATER, "too slow: resume with since")
+            self.close(TRY_AGAIN_LATER, TOO_SLOW)
             return False
         if self.flusher is None:
             self.flusher = asyncio.get_running_loop().create_task(self._flush())
@@ -250,9 +252,17 @@ class Gateway:
     # -- performing what the rules decide -------------------------------------------------------
 
     def _perform(
-        self, channel: Channel, client: Client | None, sub: Subscription, actions: Actions
+        self,
+        channel: Channel,
+        client: Client | None,
+        sub: Subscription,
+        actions: Actions,
+        error: Exception | None = None,
     ) -> Read | None:
-        """Do ``actions`` for one joiner (``client``) or the live set (None); the read asked, if any."""
+        """Do ``actions`` for one joiner (``client``) or the live set (None); the read asked, if any.
+
+        ``error`` is the failed read's, for a ``Refuse`` (subscription rule 9).
+        """
         asked: Read | None = None
         for action in actions:
             if isinstance(action, Send):
@@ -266,9 +276,18 @@ class Gateway:
                     self.drop(client)
                     return None
             elif isinstance(action, Close):
+                if error is not None:  # the store went away (subscription rule 9)
+                    log.warning("closing subscribers of %s: %s", channel.story, error)
                 for gone in [client] if client is not None else list(channel.live):
                     gone.close(action.code, action.reason)
                     self.drop(gone)
+                return None
+            elif isinstance(action, Refuse):
+                if client is not None:
+                    self.unsubscribe(client, channel.story)
+                    if not isinstance(error, DatelineError):
+                        error = StoreUnavailable(f"the store is unreachable: {error}")
+                    client.send(error_frame(error, channel.story))
                 return None
             else:
                 asked = action
@@ -292,29 +311,32 @@ class Gateway:
     async def _run(
         self, channel: Channel, client: Client | None, sub: Subscription, read: Read | None
     ) -> None:
-        """Perform reads until ``sub`` asks for none: answer each, do what it then decides."""
-        while read is not None:
-            try:
-                actions = await self._answer(channel.story, sub, read)
-            except (DatelineError, redis.RedisError) as error:
-                self._failed(channel, client, sub, error)
-                return
-            if not self._current(channel, client, sub):
-                return
-            read = self._perform(channel, client, sub, actions)
-            self._merge(channel)
+        """Perform reads until ``sub`` asks for none: answer each, do what it then decides.
 
-    async def _answer(self, story: str, sub: Subscription, read: Read) -> Actions:
-        """Perform one read and hand its result to ``sub``; retried while it has sent something."""
-        for pause in (*RETRIES, None):
+        A failed read goes to ``sub.failed`` (subscription rule 9); when it asks the same read
+        again, the shell pauses for the next of ``RETRIES`` first.
+        """
+        failures = 0
+        while read is not None:
+            error: Exception | None = None
             try:
                 async with self._reading:
-                    return await self._read(story, sub, read)
-            except (DatelineError, redis.RedisError):
-                if pause is None or sub.phase is not Phase.SYNCED:
-                    raise
-                await asyncio.sleep(pause)
-        raise AssertionError("unreachable")  # pragma: no cover
+                    actions = await self._read(channel.story, sub, read)
+                failures = 0
+            except (DatelineError, redis.RedisError) as failure:
+                if not self._current(channel, client, sub):
+                    return
+                error, actions = failure, sub.failed(len(RETRIES) - failures)
+                if actions == (read,):
+                    await asyncio.sleep(RETRIES[failures])
+                    failures += 1
+                    if not self._current(channel, client, sub):
+                        return
+                    continue
+            if not self._current(channel, client, sub):
+                return
+            read = self._perform(channel, client, sub, actions, error)
+            self._merge(channel)
 
     async def _read(self, story: str, sub: Subscription, read: Read) -> Actions:
         if isinstance(read, ReadSnapshot):
@@ -341,30 +363,12 @@ class Gateway:
         )
         return [(v, wire(c)) for _, fields in rows for v, c in changes_of(fields) if v > after]
 
-    def _failed(
-        self, channel: Channel, client: Client | None, sub: Subscription, error: Exception
-    ) -> None:
-        """A read failed: a joiner sent nothing yet gets the error; anyone else is closed 1013."""
-        if not self._current(channel, client, sub):
-            return
-        if client is not None and sub.phase is Phase.WAITING:
-            self.unsubscribe(client, channel.story)
-            if not isinstance(error, DatelineError):
-                error = StoreUnavailable(f"the store is unreachable: {error}")
-            client.send(error_frame(error, channel.story))
-            return
-        log.warning("closing subscribers of %s: %s", channel.story, error)
-        for gone in [client] if client is not None else list(channel.live):
-            gone.close(TRY_AGAIN_LATER, STORE_AWAY)
-            self.drop(gone)
-
     def _merge(self, channel: Channel) -> None:
-        """Joiners that have sent all they know of, at the group's version, join the live set."""
-        group = channel.group
+        """Move the joiners the core lets into the live set (subscription rule 8)."""
         for client, joiner in list(channel.joining.items()):
-            if joiner.settled and (group is None or joiner.version == group.version):
-                if group is None:
-                    group = channel.group = Subscription.at(joiner.version)
+            group = joiner.joins(channel.group)
+            if group is not None:
+                channel.group = group
                 del channel.joining[client]
                 channel.live.add(client)
 

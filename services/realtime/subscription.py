@@ -10,13 +10,17 @@ Inputs (methods) and the actions they return (CONTRACT.md "Websocket gateway"):
     input                                   state after              actions
     start(since=None)                       WAITING                  ReadSnapshot(reset=False)
     start(since=N)                          WAITING                  Replay(since=N)
-    delivered(v, frame)  (from the tail)    any                      see "delivery" below
+    delivered(v, frame)  (from the tail)    any                      rules 2, 4, 6, 7
     snapshot_read(v, frame)                 SYNCED at v              Send(snapshot), then drain
     replayed(head, changes)                 SYNCED, or WAITING       Send(each), then drain;
                                                                      or ReadSnapshot(reset=True)
     fetched(after, changes)                 SYNCED                   Send(each), then drain; or
                                                                      ReadSnapshot(reset=True)
+    failed(retries_left)  (a read failed)   CLOSED, or SYNCED        Refuse() if it was WAITING;
+                                                                     else the read again, or
+                                                                     Close(1013) at 0 left
     closed()                                CLOSED                   nothing, ever after
+    joins(live)  (a question, no input)     unchanged                the live group, or None
 
 Rules:
 1. Register before the read. The machine exists (and the shell routes the tail's changes to it)
@@ -44,6 +48,17 @@ Rules:
    1013 (the contract's "too slow", resumed with ``since``); the bytes a client owes its
    transport are bounded the same way by ``services.realtime.backlog``.
 7. The live path is one comparison: SYNCED, nothing outstanding, and v == V + 1.
+8. Joining the live set. A story's live subscribers share one machine (the group). A joiner
+   joins it once it is settled (SYNCED, nothing outstanding, so nothing it knows of is unsent)
+   at the group's version; with no group yet, it founds one at its own version. Before that it
+   goes on alone: a joiner behind or ahead of the group would otherwise be sent a change twice
+   or skip one. Both are SYNCED at V and sent nothing past it, so from the merge on the
+   group's V+1 is exactly what each member needs next.
+9. A read that fails. A subscriber sent nothing yet (WAITING) is refused (``Refuse``: the shell
+   sends the error as its answer to the subscribe and forgets it), since its client sees one
+   error frame and may simply subscribe again. One already SYNCED has a client relying on it:
+   the read is asked again while retries are left (the shell pauses between attempts), then it
+   is closed with 1013 and ``STORE_AWAY``, to resume with ``since`` once the store is back.
 
 A result that does not answer the outstanding action (the subscriber was reset, or closed, since
 the shell started it) is ignored.
@@ -61,6 +76,8 @@ MAX_REPLAY = 2_000
 """A ``since`` further behind the head than this gets a reset snapshot (docs/contract-extensions.md)."""
 MAX_PENDING = 1024 * 1024
 """Bytes of changes one subscriber may hold back while it fills a hole before it is closed."""
+TOO_SLOW = "too slow: resume with since"
+STORE_AWAY = "store unavailable: resume with since"
 
 Change = tuple[int, bytes]
 """One change as the shell hands it in: (version, framed bytes)."""
@@ -100,12 +117,17 @@ class Close:
     """Close the subscriber's connection (CONTRACT: a client too slow is closed with 1013)."""
 
     code: int = TRY_AGAIN_LATER
-    reason: str = "too slow: resume with since"
+    reason: str = TOO_SLOW
+
+
+@dataclass(frozen=True, slots=True)
+class Refuse:
+    """Answer the subscribe with the read's error as an error frame, and forget the subscriber."""
 
 
 Read = ReadSnapshot | Replay | FetchChanges
 """An action the shell performs asynchronously and answers with a result."""
-Action = Send | Read | Close
+Action = Send | Read | Close | Refuse
 Actions = tuple[Action, ...]
 
 NOTHING: Actions = ()
@@ -150,6 +172,13 @@ class Subscription:
     def settled(self) -> bool:
         """SYNCED with nothing outstanding: it has sent everything it knows of."""
         return self.phase is Phase.SYNCED and self.outstanding is None
+
+    def joins(self, live: Subscription | None) -> Subscription | None:
+        """Rule 8: the live group this joiner now belongs to (``live``, or a new one at its
+        version when there is none), or None while it must go on alone."""
+        if not self.settled or (live is not None and live.version != self.version):
+            return None
+        return live if live is not None else Subscription.at(self.version)
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -219,6 +248,19 @@ class Subscription:
                 return NOTHING
             return self._ask(ReadSnapshot(reset=True))  # trimmed past the hole: start over
         return self._take(changes)
+
+    def failed(self, retries_left: int) -> Actions:
+        """The outstanding read failed (rule 9): refuse, ask it again, or close with 1013."""
+        asked = self.outstanding
+        if asked is None or self.phase is Phase.CLOSED:
+            return NOTHING
+        if self.phase is Phase.WAITING:
+            self.closed()
+            return (Refuse(),)
+        if retries_left > 0:
+            return (asked,)
+        self.closed()
+        return (Close(TRY_AGAIN_LATER, STORE_AWAY),)
 
     def closed(self) -> Actions:
         """The connection went away, or the subscriber unsubscribed: nothing more, ever."""

@@ -19,10 +19,12 @@ from hypothesis import strategies as st
 from services.realtime.subscription import (
     MAX_PENDING,
     MAX_REPLAY,
+    STORE_AWAY,
     Actions,
     Close,
     FetchChanges,
     ReadSnapshot,
+    Refuse,
     Replay,
     Send,
     Subscription,
@@ -334,3 +336,30 @@ def test_a_since_further_behind_than_a_replay_goes_gets_a_reset_snapshot() -> No
     assert sub.start(since=1) == (Replay(since=1),)
     kept = [(v, b"c%d" % v) for v in range(2, 2 + MAX_REPLAY)]
     assert sub.replayed(2 + MAX_REPLAY, kept) == (ReadSnapshot(reset=True),)
+
+
+def test_a_joiner_joins_the_live_set_only_when_settled_at_its_version() -> None:
+    """A joiner still reading, or at another version than the group, goes on alone."""
+    group, joiner = synced(4), Subscription()
+    joiner.start()
+    assert joiner.joins(group) is None
+    joiner.snapshot_read(5, snapshot(5, False))
+    assert joiner.joins(group) is None
+    group.delivered(5, change(5))
+    assert joiner.joins(group) is group
+    founded = joiner.joins(None)
+    assert founded is not None
+    assert founded.version == 5
+
+
+def test_a_failed_read_refuses_a_joiner_and_retries_then_closes_a_synced_one() -> None:
+    """Sent nothing yet: refused. Already synced: the read again while retries last, then 1013."""
+    joiner = Subscription()
+    joiner.start()
+    assert joiner.failed(3) == (Refuse(),)
+    assert joiner.delivered(1, change(1)) == ()
+    core = synced(3)
+    assert core.delivered(5, change(5)) == (FetchChanges(after=3),)
+    assert core.failed(1) == (FetchChanges(after=3),)
+    assert core.failed(0) == (Close(1013, STORE_AWAY),)
+    assert core.fetched(3, [(4, change(4)), (5, change(5))]) == ()
