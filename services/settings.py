@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     """More browser origins allowed on the websocket, comma-separated (the API's own always is)."""
     max_body: int = 256 * 1024
     """Largest request body accepted (CONTRACT: 256 KiB); larger is 413 ``payload_too_large``."""
+    cache_seconds: int = Field(default=1, ge=0, le=5)
+    """How long a shared cache (a CDN, nginx) may serve a public read as fresh: ``s-maxage``."""
+    stale_seconds: int = Field(default=30, ge=0, le=3600)
+    """How long after that a shared cache may serve it while it fetches the new one:
+    ``stale-while-revalidate`` (a stale reader page still catches up: it subscribes ``since``
+    its own version)."""
 
     def public_ws_url(self) -> str:
         """The websocket URL browsers and ``dateline tail`` use."""

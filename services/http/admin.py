@@ -48,13 +48,13 @@ def router(services: Services) -> APIRouter:
         await tokens.revoke(name)
         return Response(status_code=204)
 
-    @routes.get("/healthz", tags=["ops"])
+    @routes.api_route("/healthz", methods=["GET", "HEAD"], tags=["ops"])
     async def healthz() -> Response:
         """Liveness, with the store's reachability: 503 when it cannot be reached."""
         await services.store.ping()
         return json_response({"ok": True, "store": "reachable"})
 
-    @routes.get("/metrics", tags=["ops"])
+    @routes.api_route("/metrics", methods=["GET", "HEAD"], tags=["ops"])
     async def metrics() -> Response:
         """Prometheus text: appends, refusals by code, projector lag and pending events."""
         lag = pending = 0

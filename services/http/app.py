@@ -3,13 +3,18 @@
 The routes live by audience: ``newsroom`` (writes), ``public`` (current state), ``audit``
 (history, replay, revisions, verify), ``admin`` (tokens, health, metrics), and the reader page
 (``services/reader``). Every exception any of them raises is answered by ``errors.refusal()``,
-installed here as the handler of every kind of exception.
+installed here as the handler of every kind of exception. While the app runs it follows the
+change tail (``services.store.changefeed``) into ``Heads``, which lets public reads be answered
+from ready bytes (``current.py``); the tail starts before the first request is served.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import re
+import time
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request, Response
@@ -22,6 +27,9 @@ from services.http import admin, audit, newsroom, public, reader
 from services.http.container import Services
 from services.http.errors import refusal
 from services.settings import Settings
+from services.store import changefeed
+
+log = logging.getLogger("dateline.api")
 
 EVENTS_PATH = re.compile(r"/stories/([^/]+)/events")
 """The path ``front`` sends straight to the direct write route (with ``POST``)."""
@@ -58,9 +66,31 @@ def create_app(settings: Settings, url: str) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.tokens.start()
+        heads = services.heads
+        streams: changefeed.Positions | None = None
+        with contextlib.suppress(Exception):  # the store is away: the tail starts when it is back
+            streams = await changefeed.positions(services.client)
+
+        def failed(error: Exception) -> None:
+            if heads.following:  # said once per outage
+                log.warning("change tail failed, public reads go to the store: %s", error)
+            heads.failed()
+
+        tail = asyncio.get_running_loop().create_task(
+            changefeed.follow(
+                services.client,
+                heads.changed,
+                streams,
+                on_reply=lambda: heads.replied(time.monotonic()),
+                on_failure=failed,
+            )
+        )
         try:
             yield
         finally:
+            tail.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tail
             await services.tokens.stop()
             await services.client.aclose()
 
@@ -84,5 +114,5 @@ def create_app(settings: Settings, url: str) -> FastAPI:
     app.include_router(public.router(services))
     app.include_router(audit.router(services))
     app.include_router(admin.router(services))
-    app.include_router(reader.router(settings, services.store, services.reads, services.refusals))
+    app.include_router(reader.router(settings, services))
     return app

@@ -32,7 +32,7 @@ def router(services: Services) -> APIRouter:
     tokens, store, audit = services.tokens, services.store, services.audit
     routes = APIRouter(tags=["audit"])
 
-    @routes.get("/stories/{story}/events")
+    @routes.api_route("/stories/{story}/events", methods=["GET", "HEAD"])
     async def get_events(
         story: str,
         request: Request,
@@ -56,7 +56,7 @@ def router(services: Services) -> APIRouter:
         body += orjson.dumps(following) + b"}"
         return Response(body, media_type=JSON)
 
-    @routes.get("/stories/{story}/replay", response_model=None)
+    @routes.api_route("/stories/{story}/replay", methods=["GET", "HEAD"], response_model=None)
     async def get_replay(
         story: str,
         request: Request,
@@ -92,7 +92,7 @@ def router(services: Services) -> APIRouter:
             return await frozen_page(store, request, state, moment)
         return json_response(state)
 
-    @routes.get("/stories/{story}/entries/{entry}/revisions")
+    @routes.api_route("/stories/{story}/entries/{entry}/revisions", methods=["GET", "HEAD"])
     async def get_revisions(story: str, entry: str, request: Request) -> Response:
         """Every body the entry has had, with who, when, the note and a diff (auditor or admin)."""
         await principal(tokens, request, "auditor")
@@ -100,7 +100,7 @@ def router(services: Services) -> APIRouter:
         known_entry(story, entry)
         return json_response(await audit.revisions(story, entry))
 
-    @routes.get("/stories/{story}/verify")
+    @routes.api_route("/stories/{story}/verify", methods=["GET", "HEAD"])
     async def get_verify(story: str, request: Request) -> Response:
         """Re-walk the hash chain from the record alone (auditor or admin)."""
         await principal(tokens, request, "auditor")

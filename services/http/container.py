@@ -8,6 +8,9 @@ import redis.asyncio as redis
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from services.audit.replay import Audit
+from services.http.current import Current
+from services.http.heads import Heads
+from services.http.pages import Pages
 from services.settings import Settings
 from services.store.connection import connect
 from services.store.readmodel import ReadModel
@@ -25,6 +28,9 @@ class Services:
     reads: ReadModel
     audit: Audit
     settings: Settings
+    heads: Heads
+    """Each followed story's current version, from the change tail (``app.py`` runs it)."""
+    current: Current
     registry: CollectorRegistry
     appends: Counter
     refusals: Counter
@@ -37,6 +43,15 @@ class Services:
         client = connect(url)
         registry = CollectorRegistry()
         store, reads = Store(client), ReadModel(client)
+        heads = Heads()
+        answered = Counter(
+            "dateline_public_reads",
+            "Public reads of a story (state, reader page) by how they were answered: unchanged "
+            "(304 from the change tail's version, no store round trip), ready (kept bytes), "
+            "built (read from the store and rendered)",
+            ["answer"],
+            registry=registry,
+        )
         return cls(
             client=client,
             store=store,
@@ -44,6 +59,8 @@ class Services:
             reads=reads,
             audit=Audit(client, store, reads),
             settings=settings,
+            heads=heads,
+            current=Current(settings, reads, heads, Pages(), answered),
             registry=registry,
             appends=Counter(
                 "dateline_appends", "Events appended, by type", ["type"], registry=registry

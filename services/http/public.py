@@ -3,33 +3,43 @@
 ``GET /stories/{story}`` carries the strong ``ETag: "<version>"`` and answers 304 to a matching
 ``If-None-Match`` (compared weakly, RFC 9110 13.1.2); ``min_version`` waits for the projection
 to reach that version, then 504 ``projection_lagging`` (CONTRACT "HTTP API", "min_version").
+Each page of a story is built once per version and served as ready bytes (``current.py``), with
+the caching headers a CDN needs; both routes answer ``HEAD`` too.
 """
 
 from __future__ import annotations
 
+import orjson
 from fastapi import APIRouter, Request, Response
 
 from projections.story import DEFAULT_LIMIT, MAX_LIMIT
 from services.http.container import Services
+from services.http.current import caching
+from services.http.pages import Ready, http_date
 from services.http.parsing import known_story, query_int
-from services.http.responses import json_response
+from services.http.responses import JSON, json_response
 
 STORIES_LIMIT = 1000
 """How many stories ``GET /stories`` lists at most (and by default)."""
 
 
+def state_etag(version: int) -> str:
+    """The state's strong validator (CONTRACT "ETag": ``"<version>"``)."""
+    return f'"{version}"'
+
+
 def router(services: Services) -> APIRouter:
     """The public read routes."""
-    reads = services.reads
+    reads, current, settings = services.reads, services.current, services.settings
     routes = APIRouter(tags=["read"])
 
-    @routes.get("/stories")
+    @routes.api_route("/stories", methods=["GET", "HEAD"])
     async def list_stories(request: Request) -> Response:
         """Stories, newest activity first."""
         limit = query_int(request, "limit", STORIES_LIMIT, 1, STORIES_LIMIT) or STORIES_LIMIT
         return json_response({"stories": await reads.stories(limit)})
 
-    @routes.get("/stories/{story}")
+    @routes.api_route("/stories/{story}", methods=["GET", "HEAD"])
     async def get_story(
         story: str,
         request: Request,
@@ -42,16 +52,21 @@ def router(services: Services) -> APIRouter:
         size = query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT) or DEFAULT_LIMIT
         cursor = query_int(request, "before", None, 1)
         wanted = query_int(request, "min_version", None, 0)
-        if wanted:
-            await reads.wait_for(story, wanted)
-        state = await reads.story(story, size, cursor)
-        etag = f'"{state["version"]}"'
-        tags = {
-            t.strip().removeprefix("W/")
-            for t in request.headers.get("if-none-match", "").split(",")
-        }
-        if etag in tags or "*" in tags:  # If-None-Match compares weakly (RFC 9110, 13.1.2)
-            return Response(status_code=304, headers={"ETag": etag})
-        return json_response(state, headers={"ETag": etag})
+
+        async def build() -> Ready:
+            state = await reads.story(story, size, cursor)
+            version = int(state["version"])  # type: ignore[arg-type]  # a state has its version
+            return Ready(
+                version,
+                orjson.dumps(state),
+                JSON,
+                state_etag(version),
+                caching(settings, story),
+                http_date(str(state["updated_at"])),
+            )
+
+        return await current.respond(
+            request, "state", story, (size, cursor), state_etag, build, wanted
+        )
 
     return routes

@@ -9,23 +9,25 @@ the gateway beside this API.
 
 from __future__ import annotations
 
+import hashlib
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import Counter
 
 from events.chain import Envelope
 from events.errors import BadRequest, DatelineError, NotFound
 from projections.story import DEFAULT_LIMIT
+from services.http.container import Services
+from services.http.current import caching
 from services.http.errors import refusal
+from services.http.pages import Ready, answer, http_date
 from services.http.parsing import known_story
-from services.reader.assets import Assets
-from services.reader.policy import nonce, page_headers
+from services.reader.assets import IMMUTABLE, REVALIDATE, Assets
+from services.reader.policy import page_headers
 from services.reader.render import full_date, message_page, parse_time, render_page
 from services.settings import Settings
-from services.store.readmodel import ReadModel
 from services.store.record import Store
 
 HTML = "text/html"
@@ -35,6 +37,9 @@ NO_GATEWAY = "'none'"
 """The frozen page's gateway: it connects nowhere."""
 _HOSTNAME = re.compile(r"[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]")
 _ASSETS = Assets()
+BUILD = hashlib.sha256("".join(sorted(_ASSETS.hashes.values())).encode()).hexdigest()[:8]
+"""The build of the page's static files: part of the page's ETag, so a deploy that changes
+them is never answered 304 with a page that names the old ones."""
 
 PAGES = {
     "bad_request": ("Bad page", "That link to older updates is not valid."),
@@ -79,30 +84,34 @@ def page_url(request: Request) -> str:
     return str(request.url.replace(query="", fragment=""))
 
 
-def _rendered(
+def _page(
     request: Request,
     state: dict[str, Any],
     opened: list[Envelope],
     ws: str,
-    now: datetime,
+    now: datetime | None,
     *,
     before: int | None = None,
     frozen: str | None = None,
-) -> Response:
-    """The page at ``state["version"]``, under the policy of a fresh nonce."""
-    token = nonce()
+) -> tuple[str, dict[str, str]]:
+    """The page at ``state["version"]`` and its policy headers (the same for every reader)."""
     body = render_page(
         state,
         opened_at=opened[0].recorded_at if opened else None,
         url=page_url(request),
         ws_url=ws,
-        nonce=token,
         assets=_ASSETS,
         now=now,
         before=before,
         frozen=frozen,
     )
-    return Response(body, 200, page_headers(token, ws), media_type=HTML)
+    loader = "'none'" if frozen else _ASSETS.loader_source
+    return body, page_headers(loader, ws)
+
+
+def page_etag(version: int) -> str:
+    """The reader page's strong validator: its version and the build of its static files."""
+    return f'"{version}-{BUILD}"'
 
 
 async def frozen_page(
@@ -115,44 +124,87 @@ async def frozen_page(
         f"Archived view: this live blog as readers saw it at version {state['version']}, "
         f"{full_date(moment)}. It does not update."
     )
-    return _rendered(request, state, opened, NO_GATEWAY, parse_time(moment), frozen=banner)
+    body, headers = _page(request, state, opened, NO_GATEWAY, parse_time(moment), frozen=banner)
+    headers["Cache-Control"] = "no-cache, private"  # an auditor's view: not for shared caches
+    return Response(body, 200, headers, media_type=HTML)
 
 
-def router(settings: Settings, store: Store, reads: ReadModel, refusals: Counter) -> APIRouter:
-    """``GET /live/{story}`` and its two static files."""
-    assets = _ASSETS
+def _static_files() -> dict[str, tuple[Ready, Ready]]:
+    """Each static file's two answers, by every name it is served at: (immutable, revalidated)."""
+    served: dict[str, tuple[Ready, Ready]] = {}
+    for name, body in _ASSETS.files.items():
+        etag, kind = f'"{_ASSETS.hashes[name]}"', _ASSETS.TYPES[name]
+        nosniff = {"X-Content-Type-Options": "nosniff", "Vary": "Accept-Encoding"}
+        pair = (
+            Ready(0, body, kind, etag, {"Cache-Control": IMMUTABLE, **nosniff}),
+            Ready(0, body, kind, etag, {"Cache-Control": REVALIDATE, **nosniff}),
+        )
+        for ready in pair:  # compressed now, at the best quality: once per process
+            ready.compress_now()
+        for alias, real in _ASSETS.names.items():
+            if real == name:
+                served[alias] = pair
+    return served
+
+
+def router(settings: Settings, services: Services) -> APIRouter:
+    """``GET /live/{story}`` and its two static files (each also ``HEAD``)."""
+    store, reads, current, refusals = (
+        services.store,
+        services.reads,
+        services.current,
+        services.refusals,
+    )
+    static_files = _static_files()
     routes = APIRouter(tags=["reader"])
 
     def refused(error: DatelineError, story: str, ws: str) -> Response:
         """The page for a refusal, with the status and headers ``refusal()`` decides."""
         answer = refusal(error, refusals, page_codes=PAGES.keys())
         title, text = PAGES.get(answer.code, UNAVAILABLE)
-        token = nonce()
-        body = message_page(answer.status, title, text.format(story=story), token, assets)
-        headers = page_headers(token, ws) | answer.headers
+        body = message_page(answer.status, title, text.format(story=story), _ASSETS)
+        headers = page_headers("'none'", ws) | {"Cache-Control": "no-cache"} | answer.headers
         return Response(body, answer.status, headers, media_type=HTML)
 
-    @routes.get("/live/{story}", response_class=Response)
+    @routes.api_route("/live/{story}", methods=["GET", "HEAD"], response_class=Response)
     async def live(story: str, request: Request) -> Response:
-        """The reader page: server-rendered, then live through the gateway."""
+        """The reader page: server-rendered once per version, then live through the gateway."""
         ws = ws_url_for(request, settings)
         try:
             before = cursor(request.query_params.get("before"))
             known_story(story)
-            state = await reads.story(story, DEFAULT_LIMIT, before)
-            opened = await store.read(story, 1, 1)
         except DatelineError as error:
             return refused(error, story, ws)
-        return _rendered(request, state, opened, ws, datetime.now(UTC), before=before)
+        url = page_url(request)
 
-    @routes.get("/static/{name}", include_in_schema=False)
+        async def build() -> Ready:
+            state = await reads.story(story, DEFAULT_LIMIT, before)
+            opened = await store.read(story, 1, 1)
+            body, headers = _page(request, state, opened, ws, None, before=before)
+            version = int(state["version"])  # type: ignore[arg-type]  # a state has its version
+            return Ready(
+                version,
+                body.encode(),
+                "text/html; charset=utf-8",
+                page_etag(version),
+                headers | caching(settings, story),
+                http_date(str(state["updated_at"])),
+            )
+
+        try:
+            return await current.respond(
+                request, "page", story, (before, url, ws), page_etag, build
+            )
+        except DatelineError as error:
+            return refused(error, story, ws)
+
+    @routes.api_route("/static/{name}", methods=["GET", "HEAD"], include_in_schema=False)
     async def static(name: str, request: Request) -> Response:
         """The page's script and stylesheet; immutable when asked for by content hash."""
-        if name not in assets.files:
+        pair = static_files.get(name)
+        if pair is None:
             raise NotFound(f"no static file {name!r}")
-        headers = assets.headers(name, request.query_params.get("v"))
-        if request.headers.get("if-none-match") == headers["ETag"]:
-            return Response(status_code=304, headers=headers)
-        return Response(assets.files[name], 200, headers, media_type=assets.TYPES[name])
+        immutable = _ASSETS.immutable(name, request.query_params.get("v"))
+        return answer(pair[0] if immutable else pair[1], request)
 
     return routes

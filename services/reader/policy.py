@@ -3,15 +3,19 @@
 Rules (CONTRACT.md "HTML subset", "Reader page"):
 - entry bodies are stored exactly as validated (``events/html.py``) and go in as HTML, with
   ``rel="noopener nofollow ugc"`` set on every link; everything else is text, escaped;
-- every page carries a strict Content-Security-Policy with a fresh nonce: scripts and styles
-  only by nonce, images https, frames only the players of ``FRAME_SOURCES``, connections only
-  the gateway, no plugins, no base, no forms, framed only by ourselves.
+- every page carries a strict Content-Security-Policy, the same for every reader at a version:
+  scripts only the loader by its hash and what it adds (``'strict-dynamic'``: ``reader.js``,
+  checked by its digest; ``assets.py``), styles only our own stylesheet (``'self'``: the one
+  stylesheet this origin serves; inline styles and style attributes are refused), images
+  https, frames only the players of ``FRAME_SOURCES``, connections only the gateway, no
+  plugins, no base, no forms, framed only by ourselves. ``'self'`` after ``'strict-dynamic'``
+  is ignored by every browser that knows ``'strict-dynamic'`` (CSP3), and lets the few that do
+  not still run the live script.
 """
 
 from __future__ import annotations
 
 import html
-import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -59,18 +63,18 @@ def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def nonce() -> str:
-    """A fresh nonce for one answer's policy (never reused: a page's scripts carry it)."""
-    return secrets.token_urlsafe(18)
+def content_security_policy(loader: str, ws_url: str) -> str:
+    """The page's policy: nothing runs, loads, frames or connects that we did not name.
 
-
-def content_security_policy(nonce: str, ws_url: str) -> str:
-    """The page's policy: nothing runs, loads, frames or connects that we did not name."""
+    ``loader`` is the source expression of the page's one inline script (its hash), or
+    ``'none'`` for a page with no script.
+    """
+    scripts = "'none'" if loader == "'none'" else f"{loader} 'strict-dynamic' 'self'"
     return "; ".join(
         (
             "default-src 'none'",
-            f"script-src 'nonce-{nonce}'",
-            f"style-src 'nonce-{nonce}'",
+            f"script-src {scripts}",
+            "style-src 'self'",
             "img-src https: data:",
             f"frame-src {' '.join(FRAME_SOURCES)}",
             f"connect-src {ws_url}",
@@ -82,11 +86,13 @@ def content_security_policy(nonce: str, ws_url: str) -> str:
     )
 
 
-def page_headers(nonce: str, ws_url: str) -> dict[str, str]:
-    """The headers of every page: its policy, no sniffing, a careful referrer, no shared cache."""
+def page_headers(loader: str, ws_url: str) -> dict[str, str]:
+    """The headers of every page: its policy, no sniffing, a careful referrer.
+
+    How long it may be cached is the caller's to say (``services.http.pages``).
+    """
     return {
-        "Content-Security-Policy": content_security_policy(nonce, ws_url),
+        "Content-Security-Policy": content_security_policy(loader, ws_url),
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "strict-origin-when-cross-origin",
-        "Cache-Control": "no-cache, private",
     }

@@ -62,12 +62,16 @@ def ago(iso: str, now: datetime) -> str:
     return "1 day ago" if days == 1 else f"{days} days ago"
 
 
-def stamp(iso: str, now: datetime, css: str = "published") -> str:
-    """A time as the page shows it: the clock, its full date as a tooltip, and how long ago."""
+def stamp(iso: str, now: datetime | None, css: str = "published") -> str:
+    """A time as the page shows it: the clock, its full date as a tooltip, and how long ago.
+
+    With no ``now`` (a live page, the same bytes whenever it is served), "how long ago" is left
+    for the script to write: the clock says when.
+    """
+    since = "" if now is None else esc(ago(iso, now))
     return (
         f'<time class="{css}" datetime="{esc(iso)}" title="{esc(full_date(iso))}">'
-        f'{esc(clock(iso))}</time><span class="ago" data-ago="{esc(iso)}">'
-        f"{esc(ago(iso, now))}</span>"
+        f'{esc(clock(iso))}</time><span class="ago" data-ago="{esc(iso)}">{since}</span>'
     )
 
 
@@ -79,7 +83,7 @@ def note_time(iso: str) -> str:
 # -- entries ------------------------------------------------------------------------------------
 
 
-def render_entry(entry: dict[str, Any], now: datetime, pinned: bool = False) -> str:
+def render_entry(entry: dict[str, Any], now: datetime | None, pinned: bool = False) -> str:
     """One ``<article>``, with the contract's hooks (CONTRACT "Reader page hooks")."""
     entry_id = str(entry["entry_id"])
     retracted = entry["status"] == "retracted"
@@ -141,14 +145,15 @@ def render_key_events(items: Iterable[Any]) -> str:
 # -- the page -----------------------------------------------------------------------------------
 
 
-def _head(title: str, nonce: str, assets: Assets, extra: str = "") -> str:
-    """The ``<head>`` of every page: its title and the stylesheet (by nonce), then ``extra``."""
+def _head(title: str, assets: Assets, extra: str = "") -> str:
+    """The ``<head>`` of every page: its title and the stylesheet (by digest), then ``extra``."""
     return (
         '<head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)}</title>"
         '<link rel="icon" href="data:,">'
-        f'<link rel="stylesheet" href="{assets.url("reader.css")}" nonce="{nonce}">'
+        f'<link rel="stylesheet" href="{assets.url("reader.css")}" '
+        f'integrity="{assets.integrity["reader.css"]}">'
         f"{extra}</head>"
     )
 
@@ -159,14 +164,16 @@ def render_page(
     opened_at: str | None,
     url: str,
     ws_url: str,
-    nonce: str,
     assets: Assets,
-    now: datetime,
+    now: datetime | None,
     before: int | None = None,
     frozen: str | None = None,
 ) -> str:
     """The whole page at ``state["version"]``; with ``frozen`` (a banner), an archived view of
-    the past with no live script (``GET /stories/{story}/replay?format=html``)."""
+    the past with no live script (``GET /stories/{story}/replay?format=html``).
+
+    ``now`` writes "how long ago" (an archived view, as it stood then); a live page passes None.
+    """
     story = str(state["story"])
     pinned = state.get("pinned")
     pinned_id = pinned["entry_id"] if pinned else None
@@ -177,7 +184,7 @@ def render_page(
         f"{description}"
         f'<meta property="og:title" content="{esc(state["title"])}">'
         '<meta property="og:type" content="article">'
-        f'<script type="application/ld+json" nonce="{nonce}">{json_ld(state, opened_at, url)}</script>'
+        f'<script type="application/ld+json">{json_ld(state, opened_at, url)}</script>'
     )
     key_events = state.get("key_events") or []
     entries = [e for e in state["entries"] if e["entry_id"] != pinned_id]
@@ -188,7 +195,7 @@ def render_page(
         f'<html lang="en" data-story="{esc(story)}" data-version="{int(state["version"])}" '
         + ("data-frozen" if frozen else f'data-ws="{esc(ws_url)}"')
         + f"{paged}>",
-        _head(str(state["title"]), nonce, assets, extra),
+        _head(str(state["title"]), assets, extra),
         "<body>",
         f'<div class="replay-banner" role="note"><div class="wrap">{esc(frozen)}</div></div>'
         if frozen
@@ -240,19 +247,17 @@ def render_page(
         "<p>Times are UTC. Corrections and retractions are shown where they happened.</p>"
         "</div></footer>",
         '<p id="announcer" class="visually-hidden" role="status" aria-live="polite"></p>',
-        ""
-        if frozen
-        else f'<script src="{assets.url("reader.js")}" nonce="{nonce}" defer></script>',
+        "" if frozen else f"<script>{assets.loader}</script>",
         "</body></html>",
     ]
     return "".join(out)
 
 
-def message_page(status: int, title: str, text: str, nonce: str, assets: Assets) -> str:
+def message_page(status: int, title: str, text: str, assets: Assets) -> str:
     """A plain page for a story that does not exist, a bad cursor, or a store that is down."""
     return (
         '<!doctype html><html lang="en">'
-        f"{_head(title, nonce, assets)}"
+        f"{_head(title, assets)}"
         '<body><main class="wrap message">'
         f'<p class="status status-closed">{status}</p><h1>{esc(title)}</h1><p>{esc(text)}</p>'
         "</main></body></html>"

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 from html.parser import HTMLParser
 from typing import Any
 
 import httpx
-
-POLICY = re.compile(r"script-src 'nonce-([A-Za-z0-9_-]{16,})'")
-"""The page's nonce, as its policy names it."""
 
 
 class Page(HTMLParser):

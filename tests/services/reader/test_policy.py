@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
+
 import httpx
 
-from tests.services.reader.conftest import POLICY, Page, live, opened, post
+from tests.services.reader.conftest import Page, live, opened, post
 
 
-async def test_the_page_is_html_under_a_strict_policy_whose_nonce_is_on_its_script(
+async def test_the_page_is_html_under_a_strict_policy_that_allows_only_its_loader(
     http: httpx.AsyncClient, ws_url: str, story_id: str
 ) -> None:
-    """200 text/html; scripts and styles only by a fresh nonce; frames and sockets allow-listed."""
+    """200 text/html; one inline script, allowed by its hash, that adds reader.js by its digest;
+    styles only our own; frames and sockets allow-listed; no nonce, so every reader at a
+    version gets the same bytes and the same policy."""
     await opened(http, story_id)
     r = await live(http, story_id, 1)
     assert r.status_code == 200
     assert r.headers["content-type"] == "text/html; charset=utf-8"
     policy = r.headers["content-security-policy"]
     directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
-    nonce = POLICY.search(policy)
-    assert nonce is not None
+    page = Page(r.text)
+    inline = [(a, text) for a, text in page.scripts if a.get("type") != "application/ld+json"]
+    [(attributes, loader)] = inline
+    assert attributes == {}  # no src, no nonce: the loader is the page's only script
+    digest = base64.b64encode(hashlib.sha256(loader.encode()).digest()).decode()
+    assert directives["script-src"] == f"'sha256-{digest}' 'strict-dynamic' 'self'"
     assert directives["default-src"] == "'none'"
-    assert directives["script-src"] == f"'nonce-{nonce[1]}'"
-    assert directives["style-src"] == f"'nonce-{nonce[1]}'"
+    assert directives["style-src"] == "'self'"
     assert directives["object-src"] == "'none'"
     assert directives["base-uri"] == "'none'"
     assert directives["form-action"] == "'none'"
@@ -30,13 +39,21 @@ async def test_the_page_is_html_under_a_strict_policy_whose_nonce_is_on_its_scri
     assert "https://www.youtube-nocookie.com" in directives["frame-src"].split()
     assert "*" not in directives["frame-src"]
     assert r.headers["x-content-type-options"] == "nosniff"
-    page = Page(r.text)
-    scripts = [a for a, _ in page.scripts if a.get("src")]
-    assert [s["nonce"] for s in scripts] == [nonce[1]]
-    assert all(a.get("nonce") == nonce[1] for a, _ in page.scripts)
-    assert page.find("link", rel="stylesheet", nonce=nonce[1])
+    assert "nonce" not in r.text
+    assert "nonce" not in policy
+    [src] = re.findall(r's\.src="([^"]+)"', loader)
+    [integrity] = re.findall(r's\.integrity="([^"]+)"', loader)
+    script = await http.get(src)
+    expected = base64.b64encode(hashlib.sha384(script.content).digest()).decode()
+    assert integrity == f"sha384-{expected}"
+    [style] = page.find("link", rel="stylesheet")
+    css = await http.get(str(style["href"]))
+    assert style["integrity"] == (
+        f"sha384-{base64.b64encode(hashlib.sha384(css.content).digest()).decode()}"
+    )
     again = await http.get(f"/live/{story_id}")
-    assert POLICY.search(again.headers["content-security-policy"]) != nonce
+    assert again.content == r.content
+    assert again.headers["content-security-policy"] == policy
 
 
 async def test_links_in_bodies_get_rel_noopener_nofollow_ugc(

@@ -1,0 +1,93 @@
+"""Following every partition's changes stream: the one tail that gateways and APIs both run.
+
+Rules:
+- the tail starts at the last entry each partition's stream holds (``positions``), never at
+  "$": XREAD re-reads "$" as the newest id at each call, so an entry appended between two calls
+  to a partition the tail had not read yet would be skipped;
+- it hands each entry, in stream order, to ``on_entry(story, fields)``; the entry's digit fields
+  are its changes (``project.lua`` writes a run of versions as one entry, beside ``s``);
+- every reply, empty or not, is reported to ``on_reply`` (the tail is alive and current as of
+  then); a failed read to ``on_failure`` (what it knew may be stale), then the tail waits
+  ``RETRY_AFTER`` and reads again from where it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+
+import redis.asyncio as redis
+
+from services.store import keys
+
+log = logging.getLogger("dateline.changefeed")
+
+BLOCK_MS = 1_000
+"""How long one XREAD waits for a change before it returns empty (and the tail reports a reply)."""
+COUNT = 1_000
+"""Entries one XREAD returns at most."""
+RETRY_AFTER = 0.5
+"""Seconds between a failed read and the next attempt."""
+
+Entries = list[tuple[bytes, dict[bytes, bytes]]]
+"""Stream entries as redis-py returns them without ``decode_responses``: (id, fields)."""
+Streams = list[tuple[bytes, Entries]]
+"""An XREAD reply: (stream name, its entries)."""
+Positions = dict[str, bytes | str]
+"""Where the tail is: each partition stream's name and the id of the last entry it has read."""
+OnEntry = Callable[[str, Mapping[bytes, bytes]], None]
+
+
+def _nothing() -> None:
+    return None
+
+
+def _logged(error: Exception) -> None:
+    log.warning("change tail failed: %s", error)
+
+
+async def positions(client: redis.Redis) -> Positions:
+    """Each partition's last entry now ("0-0" for a stream not made yet): where a tail starts."""
+    names = [keys.partition_changes(p) for p in range(keys.PARTITIONS)]
+    async with client.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.xrevrange(name, count=1)
+        tops = await pipe.execute()
+    return {name: top[0][0] if top else "0-0" for name, top in zip(names, tops, strict=True)}
+
+
+async def follow(
+    client: redis.Redis,
+    on_entry: OnEntry,
+    streams: Positions | None = None,
+    *,
+    on_reply: Callable[[], None] = _nothing,
+    on_failure: Callable[[Exception], None] = _logged,
+) -> None:
+    """Follow every partition's changes stream from ``streams`` (default: now) on, forever."""
+    while streams is None:
+        try:
+            streams = await positions(client)
+        except redis.RedisError as error:
+            on_failure(error)
+            await asyncio.sleep(RETRY_AFTER)
+    while True:
+        try:
+            replies: Streams = await client.xread(  # type: ignore[assignment]  # bytes, not decoded
+                streams,  # type: ignore[arg-type]  # redis-py's StreamIdT forgets bytes ids
+                count=COUNT,
+                block=BLOCK_MS,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            on_failure(error)
+            await asyncio.sleep(RETRY_AFTER)
+            continue
+        for stream, entries in replies:
+            name = stream.decode() if isinstance(stream, bytes) else stream
+            for entry_id, fields in entries:
+                streams[name] = entry_id
+                on_entry(fields[b"s"].decode(), fields)
+        on_reply()
