@@ -15,8 +15,13 @@ bytes and reads the store, as websockets' ``asyncio/connection.py`` does for its
   (the shell pauses ``RETRIES`` between attempts) or closes with 1013;
 - reads (snapshots, replays, hole fills) run at most ``READS_AT_ONCE`` at a time, so a crowd
   joining at once waits for the store instead of exhausting the connection pool (issue 9);
-- a client that owes more than ``MAX_BUFFER`` beyond its transport is closed with 1013
-  (``services.realtime.backlog``), so it never delays anyone else; it resumes with ``since``;
+- what a client asked for by reading history (its snapshot, its ``since`` replay, the holes it
+  fills while joining) is owed on credit, never counted as slowness, and paced by its transport:
+  a joiner's history is read ``REPLAY_CHUNK`` stream entries at a time, the next only once the
+  client's transport has taken the last (``services.realtime.backlog``);
+- a client that owes more than ``MAX_BUFFER`` of live frames beyond its transport, or takes
+  nothing from it for ``STALL_TIMEOUT`` while it owes anything, is closed with 1013, so it never
+  delays anyone else and never holds memory for long; it resumes with ``since``;
 - limits: frames in at most ``MAX_FRAME`` bytes (1009 beyond), ``MAX_SUBSCRIPTIONS`` stories a
   connection (``too_many_subscriptions``), an Origin allow-list, compression off, heartbeat pings.
 """
@@ -27,7 +32,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +50,7 @@ from events.errors import (
 )
 from events.ids import is_id
 from projections.story import DEFAULT_LIMIT
-from services.realtime.backlog import Backlog
+from services.realtime.backlog import STALL_TIMEOUT, Backlog
 from services.realtime.frames import (
     PONG,
     changes_of,
@@ -87,6 +92,9 @@ TAIL_COUNT = 1_000
 READS_AT_ONCE = 32
 """Store reads in flight at once: well below redis-py's pool (100 connections, and it refuses
 rather than waits past them), leaving room for the tail's blocking read."""
+REPLAY_CHUNK = 32
+"""Stream entries (1 change each, or a run of them) one read of a joiner's history takes: what
+one client may owe on credit at a time, beside ``MAX_BUFFER`` of live frames."""
 RETRIES = (0.2, 0.5, 1.0)
 """Pauses before each new attempt of a read the core asks again (subscription rule 9)."""
 
@@ -102,7 +110,9 @@ class Client:
 
     Frames go straight to the transport, as ``websockets.broadcast`` does, while the transport
     keeps up; once it pushes back (its buffer is past ``WRITE_LIMIT``), frames wait in the
-    client's ``Backlog``, which a flusher drains and which closes it with 1013 when full.
+    client's ``Backlog``, which a flusher drains. Live frames (``write``) close it with 1013 past
+    the budget; history it asked for (``owe``) is on credit, and ``credit_taken`` waits until
+    the transport has it. A flusher that sees no progress for ``STALL_TIMEOUT`` closes it.
     """
 
     connection: ServerConnection
@@ -110,6 +120,8 @@ class Client:
     backlog: Backlog = field(default_factory=Backlog)
     flusher: asyncio.Task[None] | None = None
     closed: bool = False
+    taken: asyncio.Event | None = None
+    """Set while nothing is owed on credit (made by the first ``owe`` that queues)."""
 
     def send(self, message: bytes) -> bool:
         """Send one JSON text message to this client alone (errors, pongs)."""
@@ -138,17 +150,57 @@ class Client:
             self.flusher = asyncio.get_running_loop().create_task(self._flush())
         return True
 
+    def owe(self, frame: bytes) -> bool:
+        """Queue one frame of history the client asked for, on credit; False once gone.
+
+        As ``write``, but never refused for its size: it is paced instead (``credit_taken``).
+        """
+        connection = self.connection
+        if self.closed or connection.protocol.state is not State.OPEN:
+            return False
+        if not self.backlog.owed and not connection.paused:
+            try:
+                connection.transport.write(frame)
+            except Exception:  # a broken transport: the handler will see it close
+                return False
+            return True
+        self.backlog.owe(frame)
+        if self.taken is None:
+            self.taken = asyncio.Event()
+        self.taken.clear()
+        if self.flusher is None:
+            self.flusher = asyncio.get_running_loop().create_task(self._flush())
+        return True
+
+    async def credit_taken(self) -> None:
+        """Wait until everything owed on credit has gone to the transport (or the client is
+        closed): the pace at which a joiner's next piece of history is read."""
+        if self.taken is not None and self.backlog.credit and not self.closed:
+            await self.taken.wait()
+
     async def _flush(self) -> None:
+        """Hand what is owed to the transport as it takes it; close with 1013 after
+        ``STALL_TIMEOUT`` without progress."""
         connection, backlog = self.connection, self.backlog
         try:
             while backlog.owed:
-                await connection.drain()
+                try:
+                    async with asyncio.timeout(STALL_TIMEOUT):
+                        await connection.drain()
+                except TimeoutError:  # it takes nothing: it holds memory and helps no one
+                    self.flusher = None
+                    self.close(TRY_AGAIN_LATER, TOO_SLOW)
+                    return
                 while not connection.paused and (frame := backlog.next()) is not None:
                     connection.transport.write(frame)
+                if not backlog.credit and self.taken is not None:
+                    self.taken.set()
         except Exception:  # the connection went away: nothing left to flush
             backlog.clear()
         finally:
             self.flusher = None
+            if self.taken is not None and not backlog.credit:
+                self.taken.set()
 
     def close(self, code: int, reason: str) -> None:
         """Drop what is owed and close; the client resumes with ``since``."""
@@ -156,6 +208,8 @@ class Client:
             return
         self.closed = True
         self.backlog.clear()
+        if self.taken is not None:
+            self.taken.set()
         if self.flusher is not None:
             self.flusher.cancel()
         asyncio.get_running_loop().create_task(self.connection.close(code, reason))
@@ -241,12 +295,12 @@ class Gateway:
         if group is not None:
             read = self._perform(channel, None, group, group.delivered(version, frame))
             if read is not None:  # a hole the tail left: filled once for the whole live set
-                self._spawn(channel, None, group, read)
+                self._spawn(self._run(channel, None, group, read))
         if channel.joining:
             for client, joiner in list(channel.joining.items()):
                 read = self._perform(channel, client, joiner, joiner.delivered(version, frame))
                 if read is not None:
-                    self._spawn(channel, client, joiner, read)
+                    self._spawn(self._run(channel, client, joiner, read))
             self._merge(channel)
 
     # -- performing what the rules decide -------------------------------------------------------
@@ -258,10 +312,12 @@ class Gateway:
         sub: Subscription,
         actions: Actions,
         error: Exception | None = None,
+        credit: bool = False,
     ) -> Read | None:
         """Do ``actions`` for one joiner (``client``) or the live set (None); the read asked, if any.
 
-        ``error`` is the failed read's, for a ``Refuse`` (subscription rule 9).
+        ``error`` is the failed read's, for a ``Refuse`` (subscription rule 9). ``credit``: the
+        actions answer a joiner's read, so its frames are history it asked for (owed on credit).
         """
         asked: Read | None = None
         for action in actions:
@@ -272,7 +328,7 @@ class Gateway:
                             self.delivered += 1
                         else:
                             self.drop(live)
-                elif not client.write(action.frame):
+                elif not (client.owe(action.frame) if credit else client.write(action.frame)):
                     self.drop(client)
                     return None
             elif isinstance(action, Close):
@@ -295,10 +351,8 @@ class Gateway:
             return None
         return asked
 
-    def _spawn(
-        self, channel: Channel, client: Client | None, sub: Subscription, read: Read
-    ) -> None:
-        task = asyncio.get_running_loop().create_task(self._run(channel, client, sub, read))
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -314,14 +368,20 @@ class Gateway:
         """Perform reads until ``sub`` asks for none: answer each, do what it then decides.
 
         A failed read goes to ``sub.failed`` (subscription rule 9); when it asks the same read
-        again, the shell pauses for the next of ``RETRIES`` first.
+        again, the shell pauses for the next of ``RETRIES`` first. A joiner's reads take
+        ``REPLAY_CHUNK`` entries and answer on credit; while its client still owes credit, the
+        next read waits in a task of its own (``_paced``), so the client's next op is not held.
         """
         failures = 0
+        count = MAX_REPLAY if client is None else REPLAY_CHUNK
         while read is not None:
+            if client is not None and client.backlog.credit and not failures:
+                self._spawn(self._paced(channel, client, sub, read))
+                return
             error: Exception | None = None
             try:
                 async with self._reading:
-                    actions = await self._read(channel.story, sub, read)
+                    actions = await self._read(channel.story, sub, read, count)
                 failures = 0
             except (DatelineError, redis.RedisError) as failure:
                 if not self._current(channel, client, sub):
@@ -335,31 +395,38 @@ class Gateway:
                     continue
             if not self._current(channel, client, sub):
                 return
-            read = self._perform(channel, client, sub, actions, error)
+            read = self._perform(channel, client, sub, actions, error, client is not None)
             self._merge(channel)
 
-    async def _read(self, story: str, sub: Subscription, read: Read) -> Actions:
+    async def _paced(self, channel: Channel, client: Client, sub: Subscription, read: Read) -> None:
+        """Perform ``read`` once ``client`` has taken the history it owes (backlog rules)."""
+        await client.credit_taken()
+        if not client.closed and self._current(channel, client, sub):
+            await self._run(channel, client, sub, read)
+
+    async def _read(self, story: str, sub: Subscription, read: Read, count: int) -> Actions:
         if isinstance(read, ReadSnapshot):
             state = await self.reads.story(story, DEFAULT_LIMIT, None)
             version, frame = snapshot_frame(story, state, read.reset)
             return sub.snapshot_read(version, frame)
         if isinstance(read, Replay):
-            changes = await self._changes(story, read.since)
+            changes = await self._changes(story, read.since, count)
             return sub.replayed(await self.reads.version(story), changes)
         assert isinstance(read, FetchChanges)
-        return sub.fetched(read.after, await self._changes(story, read.after))
+        return sub.fetched(read.after, await self._changes(story, read.after, count))
 
-    async def _changes(self, story: str, after: int) -> list[tuple[int, bytes]]:
-        """The story's kept changes past version ``after`` (framed), as far as one read goes.
+    async def _changes(self, story: str, after: int, count: int) -> list[tuple[int, bytes]]:
+        """The story's kept changes past version ``after`` (framed), ``count`` entries of them.
 
         An entry's id is the last version it holds, so the entries from ``after + 1`` on hold
-        every kept change past ``after`` (the first perhaps some before it, dropped here).
+        every kept change past ``after`` (the first perhaps some before it, dropped here). A read
+        that stops short of the head is a hole the core asks for again (subscription rule 5).
         """
         rows: Entries = await self.client.xrange(  # type: ignore[assignment]  # bytes, not decoded
             keys.changes(story),
             f"{after + 1}-0",
             "+",
-            count=MAX_REPLAY,  # entries: 1+ changes each
+            count=count,  # entries: 1+ changes each
         )
         return [(v, wire(c)) for _, fields in rows for v, c in changes_of(fields) if v > after]
 

@@ -268,8 +268,8 @@ async def drain(s: socket.socket) -> bytes:
         data += chunk
 
 
-def raw_websocket(url: str, story: str) -> socket.socket:
-    """A client that completes the handshake, subscribes, and then never reads again."""
+def raw_websocket(url: str, story: str, since: int | None = None) -> socket.socket:
+    """A client that completes the handshake, subscribes (from ``since``), then never reads."""
     host, port = url.removeprefix("ws://").split("/")[0].split(":")
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -281,7 +281,10 @@ def raw_websocket(url: str, story: str) -> socket.socket:
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
         ).encode()
     )
-    payload = orjson.dumps({"op": "subscribe", "story": story})
+    request: dict[str, Any] = {"op": "subscribe", "story": story}
+    if since is not None:
+        request["since"] = since
+    payload = orjson.dumps(request)
     mask = os.urandom(4)
     masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
     s.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
