@@ -15,7 +15,7 @@ import typer
 
 from events.errors import UsageError
 from services.cli import audit, newsroom, tokens
-from services.cli.errors import reported
+from services.cli.errors import report, reported
 from services.settings import Settings
 
 app = typer.Typer(
@@ -38,6 +38,17 @@ DataDirOpt = Annotated[
 HostOpt = Annotated[str | None, typer.Option("--host", help="Interface to listen on.")]
 HttpPortOpt = Annotated[int | None, typer.Option("--http-port", help="HTTP API port (8000).")]
 WsPortOpt = Annotated[int | None, typer.Option("--ws-port", help="Websocket gateway port (8001).")]
+HttpWorkersOpt = Annotated[
+    int,
+    typer.Option(
+        "--http-workers",
+        envvar="DATELINE_HTTP_WORKERS",
+        show_envvar=True,
+        min=1,
+        max=16,
+        help="API worker processes sharing the HTTP port (1; see docs/operations.md).",
+    ),
+]
 
 
 @app.callback()
@@ -76,15 +87,17 @@ def serve(
     host: HostOpt = None,
     http_port: HttpPortOpt = None,
     ws_port: WsPortOpt = None,
+    http_workers: HttpWorkersOpt = 1,
 ) -> None:
-    """API, projector and gateway in one process; an embedded Valkey unless --redis is given."""
-    from services.run.serve import main
+    """API, projector and gateway as worker processes; an embedded Valkey unless --redis."""
+    from services.run.supervisor import main
 
     with reported():
         settings = Settings.load(
             redis_url=redis, data_dir=data_dir, host=host, http_port=http_port, ws_port=ws_port
         )
-        main(settings)
+        code = main(settings, report, http_workers=http_workers)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -139,11 +152,12 @@ def demo(
     story: Annotated[
         str, typer.Option("--story", help="The demo story's id.")
     ] = "demo-storm-oriane",
+    http_workers: HttpWorkersOpt = 1,
 ) -> None:
     """`serve` plus a sample story played in live, through the API; prints the reader URL."""
     from events.ids import is_id
     from services.demo.player import player
-    from services.run.serve import main
+    from services.run.supervisor import main
 
     with reported():
         if not is_id(story):
@@ -151,7 +165,8 @@ def demo(
         settings = Settings.load(
             redis_url=redis, data_dir=data_dir, host=host, http_port=http_port, ws_port=ws_port
         )
-        main(settings, extra=player(story, pace))
+        code = main(settings, report, http_workers=http_workers, extra=player(story, pace))
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -90,13 +90,19 @@ def exit_code(error: DatelineError) -> int:
     return REFUSED
 
 
+def report(error: DatelineError) -> int:
+    """Print ``error``'s ``lines`` on stderr; its ``exit_code`` (what ``reported`` does, for a
+    process that ends with ``os._exit``: a worker of ``serve``)."""
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    for line in lines(error):
+        err.print(escape(line))
+    return exit_code(error)
+
+
 @contextlib.contextmanager
 def reported() -> Iterator[None]:
     """Turn a ``DatelineError`` into its ``lines`` on stderr and its ``exit_code``."""
     try:
         yield
     except DatelineError as error:
-        err = Console(stderr=True, highlight=False, soft_wrap=True)
-        for line in lines(error):
-            err.print(escape(line))
-        raise typer.Exit(exit_code(error)) from None
+        raise typer.Exit(report(error)) from None
