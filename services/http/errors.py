@@ -5,7 +5,7 @@ with its status. What was raised is first put into the one error tree (``events/
 then answered from the tree, and counted there (``dateline_refusals_total`` by code)::
 
     raised                          in the tree                    status  headers
-    DatelineError, any subclass     itself                         its     Retry-After: 1 on 429
+    DatelineError, any subclass     itself                         its     Retry-After: 1 on 429, 503
     Starlette HTTPException 404     NotFound          not_found    404     its own
       (no such route)
     Starlette HTTPException 405     MethodNotAllowed  method_not_  405     its own (Allow)
@@ -87,7 +87,7 @@ def refusal(
     refusals.labels(found.code).inc()
     status = found.status
     headers = dict(error.headers or {}) if isinstance(error, HTTPException) else {}
-    if status == 429:
+    if status in (429, 503):  # "not now": say when to come back (a CDN or a tool waits that long)
         headers["Retry-After"] = RETRY_AFTER
     if page_codes is not None and found.code not in page_codes:
         status = status if status >= 500 else 503

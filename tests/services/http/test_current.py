@@ -7,12 +7,15 @@ from __future__ import annotations
 import asyncio
 import gzip
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 
 import brotli
 import httpx
 import pytest
 import redis.asyncio as redis
 
+from services.store.embedded import EmbeddedValkey
+from tests.conftest import ADMIN_TOKEN, free_port, start_serve, wait_ready
 from tests.services.http.conftest import open_story, publish, state
 
 CACHE_CONTROL = "public, max-age=0, s-maxage=1, stale-while-revalidate=30"
@@ -165,3 +168,55 @@ async def test_a_new_version_is_served_at_once_and_never_older_than_min_version(
         await asyncio.sleep(0.01)
     else:
         pytest.fail("the reader page never reached the last version")
+
+
+async def test_during_a_store_outage_public_reads_are_503_never_a_kept_answer(
+    tmp_path: Path, story_id: str
+) -> None:
+    """Kill the store under a running serve: a page or state request, conditional or not, is
+    503 with Retry-After (a version the tail can no longer vouch for is not current), and once
+    the store is back the same requests are answered as before."""
+    valkey = EmbeddedValkey(tmp_path / "store", fsync="everysec")
+    url = valkey.start()
+    port = free_port()
+    proc = start_serve(url, tmp_path / "serve", port)
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    try:
+        wait_ready(proc, base)
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10) as http:
+            await open_story(http, story_id)
+            version = (await publish(http, story_id))["version"]
+            await state(http, story_id, version)
+            etags = {}
+            for path in PATHS:
+                r = await http.get(path.format(story=story_id))
+                assert r.status_code == 200
+                etags[path] = r.headers["etag"]
+            assert valkey.process is not None
+            valkey.process.kill()
+            valkey.process.wait()
+            await asyncio.sleep(0.5)  # the change tail has seen it fail
+            for path in PATHS:
+                for conditional in ({}, {"If-None-Match": etags[path]}):
+                    r = await http.get(path.format(story=story_id), headers=conditional)
+                    assert r.status_code == 503, (path, conditional, r.status_code)
+                    assert int(r.headers["retry-after"]) >= 1
+            valkey.stop()
+            valkey.start()
+            deadline = asyncio.get_running_loop().time() + 15
+            for path in PATHS:
+                while True:
+                    r = await http.get(
+                        path.format(story=story_id), headers={"If-None-Match": etags[path]}
+                    )
+                    if r.status_code == 304:
+                        break
+                    assert asyncio.get_running_loop().time() < deadline, r.status_code
+                    await asyncio.sleep(0.2)
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        if proc.stdout:
+            proc.stdout.close()
+        valkey.stop()

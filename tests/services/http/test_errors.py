@@ -56,7 +56,7 @@ def test_every_error_class_gets_its_status_code_and_body(cls: type[DatelineError
     assert (answer.status, answer.code) == (cls.status, cls.code)
     body = {"error": {"code": cls.code, "message": error.message, "details": error.details}}
     assert answer.body == body
-    assert answer.headers == ({"Retry-After": "1"} if cls.status == 429 else {})
+    assert answer.headers == ({"Retry-After": "1"} if cls.status in (429, 503) else {})
     response = answer.json()
     assert response.status_code == cls.status
     assert response.media_type == "application/json"
@@ -216,7 +216,7 @@ async def test_a_store_that_is_down_is_store_unavailable_on_every_json_path(
     assert r.status_code == 503
     assert r.headers["content-type"] == "application/json"
     assert error_code(r) == "store_unavailable"
-    assert "retry-after" not in r.headers
+    assert r.headers["retry-after"] == "1"  # issue 10: "503 with Retry-After", every path
 
 
 async def test_a_store_that_is_down_gives_people_a_page_to_retry(api_without_store: str) -> None:
