@@ -23,7 +23,16 @@ SETTLE_S = 3.0
 """Idle seconds after each bench: fanout closes 10,000 sockets as it ends, and the bench after it
 (e2e_latency, paced single events) could measure that teardown: its 1-client p50 was 2.03 ms in
 one full run and 1.47 to 1.79 ms alone."""
-BENCHES = ("append", "http_append", "projector", "fanout", "e2e_latency", "memory", "replay")
+BENCHES = (
+    "append",
+    "http_append",
+    "reads",
+    "projector",
+    "fanout",
+    "e2e_latency",
+    "memory",
+    "replay",
+)
 
 
 def main() -> int:

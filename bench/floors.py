@@ -63,6 +63,26 @@ HTTP_APPEND = Floor(
     sense="at_least",
     why="auth, validation, decision and the hash chain may cost 30% over a bare handler, no more",
 )
+READS_OK = Floor(
+    key="reads.ok",
+    ours="GET /live/{story} and GET /stories/{story} 200s (brotli) requests/s, dateline serve",
+    baseline="bare uvicorn + httptools ASGI app serving the same saved bytes and headers",
+    target=0.7,
+    sense="at_least",
+    why="a page is built and compressed once per version; what is left per request (routing, "
+    "the version known from the change tail, picking the coding) may cost 30% over sending "
+    "ready bytes, no more",
+)
+READS_NOT_MODIFIED = Floor(
+    key="reads.not_modified",
+    ours="GET /live/{story} and GET /stories/{story} 304s (If-None-Match current) requests/s, "
+    "dateline serve",
+    baseline="bare uvicorn + httptools ASGI app answering the same saved 304",
+    target=0.7,
+    sense="at_least",
+    why="a current ETag is answered from the version the change tail keeps, with no store round "
+    "trip: it may cost 30% over a bare 304, no more",
+)
 PROJECTOR = Floor(
     key="projector.rate",
     ours="real projector (FastStream batch consumers + Projector) events/s",
@@ -167,6 +187,8 @@ ALL = (
     APPEND_THROUGHPUT,
     APPEND_LATENCY,
     HTTP_APPEND,
+    READS_OK,
+    READS_NOT_MODIFIED,
     PROJECTOR,
     FANOUT_RATE,
     FANOUT_LAST,
