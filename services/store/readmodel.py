@@ -1,7 +1,7 @@
 """Reading the projected state: a story's page, the list of stories, waiting for a version.
 
-Pages come from the projector's ordered index (``order``) and per-entry hash fields, and are
-assembled by ``projections.story.page``, the same function that renders a fresh fold, so the API
+Pages come from the projector's ordered index (``order``) and per-entry hash fields, read in one
+atomic script (``read_page.lua``: a page never mixes two versions), and are assembled by ``projections.story.page``, the same function that renders a fresh fold, so the API
 and a replay answer alike.
 """
 
@@ -16,7 +16,7 @@ from pydantic import JsonValue
 
 from events.errors import ProjectionLagging, UnknownStory
 from projections.story import page
-from services.store import keys
+from services.store import keys, scripts
 from services.store.connection import reachable
 
 MIN_VERSION_WAIT = 5.0
@@ -28,6 +28,7 @@ class ReadModel:
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
+        self._read_page = client.register_script(scripts.READ_PAGE)
 
     async def version(self, story: str) -> int:
         """The projected version of a story (0 when the projector has not seen it)."""
@@ -56,14 +57,12 @@ class ReadModel:
     async def story(self, story: str, limit: int, before: int | None) -> dict[str, JsonValue]:
         """One page of the story's state, as the contract's story-state object."""
         high = f"({before}" if before is not None else "+inf"
+        names, argv = scripts.read_page(story, high=high, count=limit + 1)
         with reachable():
-            async with self.client.pipeline(transaction=False) as pipe:
-                pipe.hmget(keys.meta(story), "json", "pinned_json", "key_events")
-                pipe.zrevrangebyscore(keys.order(story), high, "-inf", start=0, num=limit + 1)
-                (meta, pinned, key_events), ids = await pipe.execute()
-            if meta is None:
-                raise UnknownStory(f"story {story!r} does not exist")
-            found = await self.client.hmget(keys.entries(story), ids) if ids else []
+            read: list[bytes | None] = await self._read_page(names, argv)
+        meta, pinned, key_events, *found = read if read[0] is not None else (None, None, None)
+        if meta is None:
+            raise UnknownStory(f"story {story!r} does not exist")
         return page(
             orjson.loads(meta),
             orjson.loads(pinned) if pinned else None,

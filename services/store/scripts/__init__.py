@@ -30,6 +30,7 @@ def _source(name: str) -> str:
 APPEND = _source("append.lua")
 PROJECT = _source("project.lua")
 CREATE_TOKEN = _source("create_token.lua")
+READ_PAGE = _source("read_page.lua")
 
 
 class AppendKeys(NamedTuple):
@@ -166,3 +167,9 @@ def create_token(
     """KEYS and ARGV of ``create_token.lua``: the token ``name`` and its record, or nothing
     when the name is taken."""
     return [names, tokens], [name, digest, record]
+
+
+def read_page(story: str, *, high: str, count: int) -> tuple[list[str], list[Arg]]:
+    """KEYS and ARGV of ``read_page.lua``: ``count`` entries of ``story``'s page, newest first,
+    published at or below ``high`` (``'+inf'``, or ``'(<before>'``), with its meta, atomically."""
+    return [keys.meta(story), keys.order(story), keys.entries(story)], [high, count]

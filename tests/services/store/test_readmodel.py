@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -82,3 +83,41 @@ async def test_stories_are_listed_newest_activity_first(own: tuple[redis.Redis, 
     rows = [row for row in listed if isinstance(row, dict)]
     assert [row["story"] for row in rows] == ["first", "third", "second"]
     assert (rows[0]["title"], rows[0]["status"], rows[0]["version"]) == ("FIRST", "live", 2)
+
+
+async def test_a_page_read_while_the_projector_writes_never_mixes_two_versions(
+    own: tuple[redis.Redis, Store],
+) -> None:
+    """Each edit names the version it lands at; a page read at any moment of a stream of edits
+    shows the entry as it was at the page's own version, never one edit later (a page labelled
+    V is what a reader at V was shown: the meta and the entries are read in one atomic step)."""
+    client, store = own
+    await store.append("m", parse_open({"story": "m", "title": "M"}), actor="editor:a")
+    await store.append(
+        "m", parse_command("entry.published", {"body": "<p>2</p>", "entry_id": "e"}), actor="x"
+    )
+    projector = Projector(client, store)
+    await projector.project(await store.read("m"))
+    reads = ReadModel(client)
+    done = asyncio.Event()
+    seen: list[tuple[int, str]] = []
+
+    async def reader() -> None:
+        while not done.is_set():
+            state = await reads.story("m", 50, None)
+            entries = state["entries"]
+            assert isinstance(entries, list)
+            entry = entries[0]
+            assert isinstance(entry, dict)
+            seen.append((int(str(state["version"])), str(entry["body"])))
+
+    async def writer() -> None:
+        for version in range(3, 83):
+            data = {"entry_id": "e", "body": f"<p>{version}</p>"}
+            await store.append("m", parse_command("entry.edited", data), actor="editor:a")
+            await projector.project(await store.read("m", from_version=version))
+        done.set()
+
+    await asyncio.gather(reader(), writer())
+    assert len(seen) > 80
+    assert [(v, b) for v, b in seen if b != f"<p>{v}</p>"] == []

@@ -149,3 +149,12 @@ async def test_create_token_with_a_wrong_arity_is_refused(
         await Script(store.pipe, scripts.CREATE_TOKEN)(names, args[:2])
     assert await client.hget(keys.TOKEN_NAMES, "arity") is None
     assert await client.hget(keys.TOKENS, "d" * 64) is None
+
+
+async def test_read_page_with_a_wrong_arity_is_refused(store: Store, story_id: str) -> None:
+    """``read_page.lua`` names its slots when called out of step; of a story that does not
+    exist it answers ``{false}`` (the read model's UnknownStory)."""
+    names, args = scripts.read_page(story_id, high="+inf", count=51)
+    with pytest.raises(ResponseError, match=r"read_page\.lua: expected 3 keys .* got 3 keys"):
+        await Script(store.pipe, scripts.READ_PAGE)(names, args[:1])
+    assert await Script(store.pipe, scripts.READ_PAGE)(names, args) == [None]
