@@ -30,6 +30,7 @@ BENCHES = (
     "projector",
     "fanout",
     "e2e_latency",
+    "pipeline",
     "memory",
     "replay",
 )

@@ -39,6 +39,7 @@ import redis as redis_sync
 
 from bench.floors import Floor
 from services.run.serve import collect_less, run_loop
+from services.store import keys
 from services.store.embedded import EmbeddedValkey, die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -341,6 +342,102 @@ def process_cpu(pid: int) -> float:
     except OSError:
         return math.nan
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """Every live descendant of a process, as pid -> its name (``comm``), from /proc (Linux).
+
+    ``dateline serve`` forks its workers (named ``dl-api``, ``dl-projector``, ``dl-gateway``), so
+    what the layout costs is the supervisor and these.
+    """
+    parents: dict[int, list[int]] = {}
+    names: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        close = stat.rindex(")")
+        child = int(entry.name)
+        names[child] = stat[stat.index("(") + 1 : close]
+        parents.setdefault(int(stat[close + 2 :].split()[1]), []).append(child)
+    found: dict[int, str] = {}
+    todo = [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found[child] = names[child]
+            todo.append(child)
+    return found
+
+
+def layout_cpu(pids: Sequence[int]) -> float:
+    """Seconds of CPU used by these processes and every live descendant of theirs (a whole
+    layout: the three split processes, or ``serve``'s supervisor and its workers)."""
+    every = set(pids)
+    for pid in pids:
+        every.update(descendants(pid))
+    return sum(value for value in map(process_cpu, every) if not math.isnan(value))
+
+
+def wait_line(proc: subprocess.Popen[bytes], log: Path, line: str, timeout: float = 30.0) -> None:
+    """Wait until the child's log has ``line`` on a line of its own (``serve`` prints ``ready``
+    once every worker serves), or fail with the log."""
+
+    def said() -> bool:
+        return log.exists() and line in log.read_text(errors="replace").splitlines()
+
+    _wait(proc, log, timeout, said, f"the server did not say {line!r}")
+
+
+# -- the projector's feeds ----------------------------------------------------------------------
+
+
+def feeds_backlog(store: redis_sync.Redis) -> int:
+    """Events on the projector's feeds that its group has not yet acknowledged: pending (read,
+    not acknowledged) plus lag (not yet read; 1 when Valkey cannot count it but the group is
+    behind the feed's last entry). 0: the projection has caught up with every append."""
+    total = 0
+    for p in range(keys.PARTITIONS):
+        feed = keys.feed(p)
+        if not store.exists(feed):
+            continue
+        last = store.xinfo_stream(feed)["last-generated-id"]
+        for group in store.xinfo_groups(feed):
+            name = group["name"]
+            if (name.decode() if isinstance(name, bytes) else name) != keys.GROUP:
+                continue
+            lag = group.get("lag")
+            behind = group["last-delivered-id"] != last
+            total += int(group["pending"]) + (int(lag) if lag is not None else int(behind))
+    return total
+
+
+def wait_drained(store: redis_sync.Redis, timeout: float = 300.0) -> float:
+    """Wait until ``feeds_backlog`` is 0; the seconds it took. A round of ours starts only then,
+    so no round pays for folding what an earlier one appended."""
+    began = time.monotonic()
+    while feeds_backlog(store):
+        if time.monotonic() - began > timeout:
+            raise RuntimeError(f"the projector did not drain its feeds within {timeout:.0f} s")
+        time.sleep(0.02)
+    return time.monotonic() - began
+
+
+def skip_backlog(store: redis_sync.Redis) -> None:
+    """Move the projectors' group to the end of every feed (created there if missing), with no
+    projector running: what ``dateline api`` alone appended is never folded, so the next layout's
+    projector starts with nothing to catch up on."""
+    for p in range(keys.PARTITIONS):
+        feed = keys.feed(p)
+        added = int(store.xinfo_stream(feed)["entries-added"]) if store.exists(feed) else 0
+        try:
+            store.xgroup_create(feed, keys.GROUP, id="$", mkstream=True, entries_read=added)
+        except redis_sync.ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+            store.xgroup_setid(feed, keys.GROUP, "$", entries_read=added)
 
 
 # -- printing -----------------------------------------------------------------------------------

@@ -137,6 +137,38 @@ E2E_MANY_P99 = Floor(
     why="fanning one change out to a thousand readers must stay well under a frame of video",
     unit="ms",
 )
+HTTP_SERVE_BARE = Floor(
+    key="http.serve_bare",
+    ours="POST /stories/{story}/events requests/s, dateline serve (projector and gateway working, "
+    "a subscriber on every story)",
+    baseline="bare version-checked EVALSHA loop (redis-py asyncio, as many in flight as HTTP "
+    "connections) of the Starlette handler's script call",
+    target=0.5,
+    sense="at_least",
+    why="HTTP, auth, decision, the chain, the feed, and folding and fanning out every append on "
+    "the same two cores may halve what the store alone takes, no more (issue 10)",
+)
+HTTP_SERVE_SPLIT = Floor(
+    key="http.serve_split",
+    ours="POST /stories/{story}/events requests/s, dateline serve",
+    baseline="the split layout: dateline api + projector + gateway processes, same subscribers",
+    target=0.8,
+    sense="at_least",
+    why="serve runs the same services as worker processes; the supervisor may cost a fifth over "
+    "starting them by hand, no more (issue 10)",
+)
+PIPELINE_SUSTAINED = Floor(
+    key="pipeline.sustained",
+    ours="highest publish rate through dateline serve's HTTP API with change-frame lag p99 < 50 ms "
+    "(50 stories, one subscriber each)",
+    baseline="none: reported (issue 10 asks for the number, not a bound)",
+    target=500.0,
+    sense="at_least",
+    why="issue 10 sets no number; 500 events/s is 10 a second on each of 50 stories, far above a "
+    "newsroom's busiest pace and a fraction of the appends serve takes, so a miss points at the "
+    "projection or the fan-out falling behind, not at the append",
+    unit="events/s",
+)
 MEMORY_RATIO = Floor(
     key="memory.ratio",
     ours="gateway RSS per idle subscribed connection (5,000 connections)",
@@ -195,6 +227,9 @@ ALL = (
     E2E_ONE_P50,
     E2E_ONE_P99,
     E2E_MANY_P99,
+    HTTP_SERVE_BARE,
+    HTTP_SERVE_SPLIT,
+    PIPELINE_SUSTAINED,
     MEMORY_RATIO,
     MEMORY_ABSOLUTE,
     REPLAY_FOLD,
