@@ -518,7 +518,9 @@ def run(options: Options) -> list[Check]:
     say(
         "CPU us/req: the server's processes (serve: the supervisor and its workers; split: api, "
         "projector and gateway; bare: the loop itself), from the load's start until the projector "
-        "has drained; frames: change frames the subscribers got in the measured round(s) (median); "
+        "has drained; frames: change frames the subscribers got in a measured round (median; up to "
+        "one per connection more than its requests: wrk does not count the requests in flight "
+        "when it stops, the server still appends them); "
         "drain s: how long the projection took to catch up after the load ended"
     )
     for s in servers:
