@@ -26,34 +26,61 @@ from events.errors import DatelineError
 from services.http import admin, audit, newsroom, public, reader
 from services.http.container import Services
 from services.http.errors import refusal
+from services.http.pages import Quick
 from services.settings import Settings
 from services.store import changefeed
 
 log = logging.getLogger("dateline.api")
 
 EVENTS_PATH = re.compile(r"/stories/([^/]+)/events")
+STATE_PATH = re.compile(r"/stories/([^/]+)")
+PAGE_PATH = re.compile(r"/live/([^/]+)")
 """The path ``front`` sends straight to the direct write route (with ``POST``)."""
 
 
 def front(api: FastAPI) -> ASGIApp:
     """The ASGI app uvicorn serves: ``POST /stories/{story}/events`` straight to its handler,
+    the public reads this process can answer without the store straight from their ready bytes,
     everything else through FastAPI.
 
-    The write path is the API's hot path; FastAPI's own middlewares (telemetry, body limit, exit
-    stack) and its dependency solving cost more per request than the rest of the handler
-    (bench/README.md, "HTTP append"). The route stays declared in FastAPI for /openapi.json and
-    answers exactly the same; only the dispatch is shorter.
+    These are the API's hot paths: the write path for the newsroom, and ``GET /stories/{story}``
+    and ``GET /live/{story}`` (with no query) for every reader of the night. FastAPI's own
+    middlewares (telemetry, body limit, exit stack) and its dependency solving cost more per
+    request than the rest of the handler (docs/benchmarks.md). The routes stay declared in
+    FastAPI for /openapi.json and answer exactly the same (a read the fast path cannot answer,
+    a 304 it cannot vouch for, goes to the route); only the dispatch is shorter.
     """
     direct: newsroom.DirectWrite = api.state.post_event_direct
+    quick: tuple[tuple[re.Pattern[str], Quick], ...] = api.state.quick_reads
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            match = EVENTS_PATH.fullmatch(scope["path"])
-            if match is not None:
-                scope["app"] = api
-                response = await direct(Request(scope, receive), match.group(1))
-                await response(scope, receive, send)
-                return
+        if scope["type"] == "http":
+            method = scope["method"]
+            if method == "POST":
+                match = EVENTS_PATH.fullmatch(scope["path"])
+                if match is not None:
+                    scope["app"] = api
+                    response = await direct(Request(scope, receive), match.group(1))
+                    await response(scope, receive, send)
+                    return
+            elif (method == "GET" or method == "HEAD") and not scope["query_string"]:
+                path = scope["path"]
+                for pattern, answer in quick:
+                    match = pattern.fullmatch(path)
+                    if match is not None:
+                        raw = answer(scope, dict(scope["headers"]), match.group(1))
+                        if raw is not None:
+                            status, headers, body = raw
+                            await send(
+                                {
+                                    "type": "http.response.start",
+                                    "status": status,
+                                    "headers": headers,
+                                }
+                            )
+                            await send({"type": "http.response.body", "body": body})
+                            return
+                        break
         await api(scope, receive, send)
 
     return app
@@ -115,4 +142,8 @@ def create_app(settings: Settings, url: str) -> FastAPI:
     app.include_router(audit.router(services))
     app.include_router(admin.router(services))
     app.include_router(reader.router(settings, services))
+    app.state.quick_reads = (
+        (STATE_PATH, public.quick(services)),
+        (PAGE_PATH, reader.quick(settings, services)),
+    )
     return app

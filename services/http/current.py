@@ -22,9 +22,23 @@ from fastapi import Request, Response
 from prometheus_client import Counter
 
 from services.http.heads import Heads
-from services.http.pages import Pages, Ready, answer, etag_matches
+from services.http.pages import (
+    Asked,
+    Pages,
+    Raw,
+    Ready,
+    Sent,
+    answer,
+    answer_raw,
+    asked_of,
+    etag_matches,
+    not_modified,
+)
 from services.settings import Settings
 from services.store.readmodel import ReadModel
+
+NOT_MODIFIED_KEPT = 10_000
+"""304 answers kept ready, one per (story, validator): forgotten all at once when full."""
 
 
 def caching(settings: Settings, story: str) -> dict[str, str]:
@@ -53,6 +67,45 @@ class Current:
         self.answered = answered
         """Public reads by how they were answered: ``unchanged`` (a 304 from the tail's version
         alone), ``ready`` (kept bytes), ``built`` (from the store)."""
+        self._unchanged = answered.labels("unchanged")
+        self._ready = answered.labels("ready")
+        self._made: dict[tuple[str, str], Raw] = {}
+
+    def known(
+        self, asked: Asked, kind: str, story: str, variant: Hashable, etag: Callable[[int], str]
+    ) -> Raw | None:
+        """The answer this process can give without the store, or None (build it).
+
+        Both of its answers need the tail's word on the current version: a 304 when the
+        request's ``If-None-Match`` names it, else the ready bytes kept at exactly it. This is
+        the whole of a public read on a busy night, so it is also what ``services.http.app``'s
+        fast path calls, with no framework between the socket and it.
+        """
+        known = self.heads.current(story, time.monotonic())
+        if known is None:
+            return None
+        match = asked.get(b"if-none-match")
+        if match is not None:
+            tag = etag(known)
+            if etag_matches(match.decode("latin-1"), tag):
+                self._unchanged.inc()
+                return self._not_modified(story, tag)
+        ready = self.pages.get((kind, story, variant), known)
+        if ready is None:
+            return None
+        self._ready.inc()
+        return answer_raw(ready, asked)
+
+    def _not_modified(self, story: str, tag: str) -> Raw:
+        """The 304 for ``story`` at the validator ``tag``, made once per (story, tag) while kept
+        (at most ``NOT_MODIFIED_KEPT``: a crowd revalidating one version costs a lookup)."""
+        key = (story, tag)
+        raw = self._made.get(key)
+        if raw is None:
+            if len(self._made) >= NOT_MODIFIED_KEPT:
+                self._made.clear()
+            raw = self._made[key] = not_modified({"ETag": tag, **caching(self.settings, story)})
+        return raw
 
     async def respond(
         self,
@@ -68,20 +121,11 @@ class Current:
         known = self.heads.current(story, time.monotonic())
         if wanted and (known is None or known < wanted):
             await self.reads.wait_for(story, wanted)
-            known = None  # past what the tail had told: build from the store
+        else:
+            raw = self.known(asked_of(request), kind, story, variant, etag)
+            if raw is not None:
+                return Sent(raw)
         key = (kind, story, variant)
-        if known is not None:
-            match = request.headers.get("if-none-match")
-            if match is not None and etag_matches(match, etag(known)):
-                self.answered.labels("unchanged").inc()
-                return Response(
-                    status_code=304,
-                    headers={"ETag": etag(known), **caching(self.settings, story)},
-                )
-            ready = self.pages.get(key, known)
-            if ready is not None:
-                self.answered.labels("ready").inc()
-                return answer(ready, request)
         ready = await self.pages.build(key, build)
         if wanted and ready.version < wanted:  # a build that began before the wait ended
             ready = await build()

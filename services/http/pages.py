@@ -22,15 +22,18 @@ CONTRACT.md, second edition, "Public reads at breaking-news scale". Rules:
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from typing import NamedTuple
 
 import brotli
 from fastapi import Request, Response
+from starlette.types import Scope
 
 COMPRESS_FROM = 1024
 """Bodies this long or longer are sent compressed to a reader who accepts it (CONTRACT: 1 KiB)."""
@@ -44,12 +47,59 @@ MAX_BYTES = 64 * 1024 * 1024
 Key = tuple[str, str, Hashable]
 """(kind, story, variant): which answer, of which story, for which page of it."""
 
+RawHeaders = list[tuple[bytes, bytes]]
+"""Response headers as ASGI sends them: lower-case names, latin-1 bytes."""
+
+
+class Raw(NamedTuple):
+    """A whole answer as ASGI sends it: what the fast path writes with no framework between."""
+
+    status: int
+    headers: RawHeaders
+    body: bytes
+
+
+Asked = Mapping[bytes, bytes]
+"""A request's headers as ASGI gives them (lower-case names, bytes), made a map once: all a
+ready answer reads of its request (``asked_of``)."""
+
+Quick = Callable[[Scope, Asked, str], Raw | None]
+"""A public read's fast path: given the request's scope, its headers and the story of its path,
+the answer this process can give without the store or the framework, or None (the route
+answers it)."""
+
+
+def asked_of(request: Request) -> Asked:
+    """The headers of a Starlette request as an ``Asked``."""
+    return dict(request.scope["headers"])
+
+
+class Sent(Response):
+    """A ``Raw`` as a Starlette response, for a FastAPI route that answers one."""
+
+    def __init__(self, raw: Raw) -> None:  # no super().__init__: everything is made already
+        self.status_code = raw.status
+        self.raw_headers = raw.headers
+        self.body = raw.body
+        self.background = None
+
+
+def raw_headers(headers: dict[str, str]) -> RawHeaders:
+    """``headers`` as ASGI's list of (name, value) bytes."""
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
+def not_modified(headers: dict[str, str]) -> Raw:
+    """A 304 with ``headers`` (the validators and caching of the 200 it stands for)."""
+    return Raw(304, raw_headers(headers), b"")
+
 
 def http_date(iso: str) -> str:
     """An ISO 8601 time as an HTTP date (``Last-Modified``)."""
     return format_datetime(datetime.fromisoformat(iso), usegmt=True)
 
 
+@functools.lru_cache(maxsize=256)  # a few browsers' headers make nearly every request's
 def coding(accept: str) -> str | None:
     """The coding to send for ``Accept-Encoding``: ``br``, else ``gzip``, else None (identity)."""
     weights: dict[str, float] = {}
@@ -73,6 +123,8 @@ def coding(accept: str) -> str | None:
 
 def etag_matches(header: str, etag: str) -> bool:
     """Whether ``If-None-Match`` names ``etag`` (or ``*``), compared weakly (RFC 9110 13.1.2)."""
+    if header == etag:  # what a browser or a cache revalidating one copy sends
+        return True
     tags = {t.strip().removeprefix("W/") for t in header.split(",")}
     return etag in tags or "*" in tags
 
@@ -88,6 +140,8 @@ class Ready:
     headers: dict[str, str]
     last_modified: str | None = None
     encoded: dict[str, bytes] = field(default_factory=dict)
+    _raw: dict[str | None, Raw] = field(default_factory=dict)
+    """The 200 in each coding (None: identity) and the 304 (``"304"``), made once each."""
 
     def form(self, name: str | None) -> tuple[str | None, bytes]:
         """The body in coding ``name`` (made once), or as it is when short or not accepted."""
@@ -114,29 +168,53 @@ class Ready:
             headers["Last-Modified"] = self.last_modified
         return headers
 
-    def fresh_for(self, request: Request) -> bool:
+    def raw(self, name: str | None) -> Raw:
+        """The 200 in coding ``name`` (as ``form`` picks it), headers and body made once."""
+        kept = self._raw.get(name)
+        if kept is None:
+            coded, body = self.form(name)
+            headers = self.all_headers()
+            if coded is not None:
+                headers["Content-Encoding"] = coded
+            headers["Content-Type"] = self.media_type
+            headers["Content-Length"] = str(len(body))
+            kept = self._raw[name] = Raw(200, raw_headers(headers), body)
+        return kept
+
+    def raw_not_modified(self) -> Raw:
+        """The 304 for this version, made once."""
+        kept = self._raw.get("304")
+        if kept is None:
+            kept = self._raw["304"] = not_modified(self.all_headers())
+        return kept
+
+    def fresh_for(self, asked: Asked) -> bool:
         """Whether the reader's copy is this one: a 304 (RFC 9110 13.1.2, 13.1.3 order)."""
-        match = request.headers.get("if-none-match")
+        match = asked.get(b"if-none-match")
         if match is not None:
-            return etag_matches(match, self.etag)
-        since = request.headers.get("if-modified-since")
+            return etag_matches(match.decode("latin-1"), self.etag)
+        since = asked.get(b"if-modified-since")
         if since is None or self.last_modified is None:
             return False
         try:
-            return parsedate_to_datetime(since) >= parsedate_to_datetime(self.last_modified)
+            return parsedate_to_datetime(since.decode("latin-1")) >= parsedate_to_datetime(
+                self.last_modified
+            )
         except (TypeError, ValueError):
             return False
 
 
+def answer_raw(ready: Ready, asked: Asked) -> Raw:
+    """``ready`` as the answer to a request with headers ``asked``: 304, or 200 in the coding it
+    accepts (HEAD: the same status and headers; uvicorn sends no body)."""
+    if ready.fresh_for(asked):
+        return ready.raw_not_modified()
+    return ready.raw(coding(asked.get(b"accept-encoding", b"").decode("latin-1")))
+
+
 def answer(ready: Ready, request: Request) -> Response:
-    """``ready`` as this request's answer: 304, or 200 in the coding it accepts (HEAD: no body)."""
-    headers = ready.all_headers()
-    if ready.fresh_for(request):
-        return Response(status_code=304, headers=headers)
-    name, body = ready.form(coding(request.headers.get("accept-encoding", "")))
-    if name is not None:
-        headers["Content-Encoding"] = name
-    return Response(body, 200, headers, media_type=ready.media_type)  # HEAD: uvicorn sends no body
+    """``answer_raw`` as a Starlette response."""
+    return Sent(answer_raw(ready, asked_of(request)))
 
 
 class Pages:

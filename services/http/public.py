@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import orjson
 from fastapi import APIRouter, Request, Response
+from starlette.types import Scope
 
+from events.ids import is_id
 from projections.story import DEFAULT_LIMIT, MAX_LIMIT
 from services.http.container import Services
 from services.http.current import caching
-from services.http.pages import Ready, http_date
+from services.http.pages import Asked, Quick, Raw, Ready, http_date
 from services.http.parsing import known_story, query_int
 from services.http.responses import JSON, json_response
 
@@ -26,6 +28,18 @@ STORIES_LIMIT = 1000
 def state_etag(version: int) -> str:
     """The state's strong validator (CONTRACT "ETag": ``"<version>"``)."""
     return f'"{version}"'
+
+
+def quick(services: Services) -> Quick:
+    """``GET /stories/{story}`` with no query, answered from what this process knows (a 304 or
+    kept bytes at the tail's version), or None: the route then answers it (``current.py``)."""
+    known = services.current.known
+    variant = (DEFAULT_LIMIT, None)  # the route's (limit, before) when the query is empty
+
+    def answer(scope: Scope, asked: Asked, story: str) -> Raw | None:
+        return known(asked, "state", story, variant, state_etag) if is_id(story) else None
+
+    return answer
 
 
 def router(services: Services) -> APIRouter:

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Hashable
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from starlette.types import Scope
 
 from events.chain import Envelope
 from events.errors import BadRequest, DatelineError, NotFound
+from events.ids import is_id
 from projections.story import DEFAULT_LIMIT
 from services.http.container import Services
 from services.http.current import caching
 from services.http.errors import refusal
-from services.http.pages import Ready, answer, http_date
+from services.http.pages import Asked, Quick, Raw, Ready, answer, asked_of, http_date
 from services.http.parsing import known_story
 from services.reader.assets import IMMUTABLE, REVALIDATE, Assets
 from services.reader.policy import page_headers
@@ -109,6 +112,13 @@ def _page(
     return body, page_headers(loader, ws)
 
 
+def variant(scope: Scope, asked: Asked, before: int | None) -> Hashable:
+    """Which kept page a request is for: its ``before``, and what its page URL and its gateway
+    URL are made of (scheme, ``Host``, path: ``page_url`` and ``ws_url_for`` read nothing else),
+    so two requests with the same variant are the same page, without building either URL."""
+    return (before, scope["scheme"], asked.get(b"host"), scope.get("root_path", ""), scope["path"])
+
+
 def page_etag(version: int) -> str:
     """The reader page's strong validator: its version and the build of its static files."""
     return f'"{version}-{BUILD}"'
@@ -147,6 +157,20 @@ def _static_files() -> dict[str, tuple[Ready, Ready]]:
     return served
 
 
+def quick(settings: Settings, services: Services) -> Quick:
+    """``GET /live/{story}`` with no query, answered from what this process knows (a 304 or
+    kept bytes at the tail's version), or None: the route then answers it. The variant is the
+    route's own: no ``before``, the page's URL and the gateway's, as this request names them."""
+    known = services.current.known
+
+    def answer(scope: Scope, asked: Asked, story: str) -> Raw | None:
+        if not is_id(story):
+            return None
+        return known(asked, "page", story, variant(scope, asked, None), page_etag)
+
+    return answer
+
+
 def router(settings: Settings, services: Services) -> APIRouter:
     """``GET /live/{story}`` and its two static files (each also ``HEAD``)."""
     store, reads, current, refusals = (
@@ -175,7 +199,6 @@ def router(settings: Settings, services: Services) -> APIRouter:
             known_story(story)
         except DatelineError as error:
             return refused(error, story, ws)
-        url = page_url(request)
 
         async def build() -> Ready:
             state = await reads.story(story, DEFAULT_LIMIT, before)
@@ -193,7 +216,12 @@ def router(settings: Settings, services: Services) -> APIRouter:
 
         try:
             return await current.respond(
-                request, "page", story, (before, url, ws), page_etag, build
+                request,
+                "page",
+                story,
+                variant(request.scope, asked_of(request), before),
+                page_etag,
+                build,
             )
         except DatelineError as error:
             return refused(error, story, ws)

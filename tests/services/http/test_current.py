@@ -220,3 +220,34 @@ async def test_during_a_store_outage_public_reads_are_503_never_a_kept_answer(
         if proc.stdout:
             proc.stdout.close()
         valkey.stop()
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_the_fast_path_answers_exactly_as_the_route_does(
+    http: httpx.AsyncClient, story_id: str, path: str
+) -> None:
+    """A read with no query is answered before the framework (``services.http.app.front``); the
+    same read through the route (a query it ignores, the same page) gets the same status,
+    headers and bytes, 200 and 304, HEAD too."""
+    await open_story(http, story_id)
+    envelope = await publish(http, story_id)
+    await state(http, story_id, envelope["version"])
+    url = path.format(story=story_id)
+    await http.get(url)  # built and kept
+    for method in ("GET", "HEAD"):
+        for headers in ({"Accept-Encoding": "br"}, {"Accept-Encoding": "identity"}):
+            fast = await http.request(method, url, headers=headers)
+            routed = await http.request(method, url, params={"utm_source": "x"}, headers=headers)
+            etag = fast.headers["etag"]
+            fast_304 = await http.request(method, url, headers={"If-None-Match": etag, **headers})
+            routed_304 = await http.request(
+                method, url, params={"utm_source": "x"}, headers={"If-None-Match": etag, **headers}
+            )
+            for a, b in ((fast, routed), (fast_304, routed_304)):
+                assert a.status_code == b.status_code
+                assert a.content == b.content
+                assert {k: v for k, v in a.headers.items() if k != "date"} == {
+                    k: v for k, v in b.headers.items() if k != "date"
+                }
+            assert fast.status_code == 200
+            assert fast_304.status_code == 304
