@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as redis
+from pydantic import JsonValue
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
@@ -224,6 +225,10 @@ class Channel:
     """The live set's shared rules (None while no one is live)."""
     live: set[Client] = field(default_factory=set)
     joining: dict[Client, Subscription] = field(default_factory=dict)
+    snapshots: dict[bool, tuple[int, bytes]] = field(default_factory=dict)
+    """The snapshot frame (by ``reset``) at the version last read, while the live set is there."""
+    reading: asyncio.Task[dict[str, JsonValue]] | None = None
+    """The snapshot read in flight, shared by every joiner that asks meanwhile."""
 
 
 class Gateway:
@@ -381,7 +386,7 @@ class Gateway:
             error: Exception | None = None
             try:
                 async with self._reading:
-                    actions = await self._read(channel.story, sub, read, count)
+                    actions = await self._read(channel, sub, read, count)
                 failures = 0
             except (DatelineError, redis.RedisError) as failure:
                 if not self._current(channel, client, sub):
@@ -404,16 +409,51 @@ class Gateway:
         if not client.closed and self._current(channel, client, sub):
             await self._run(channel, client, sub, read)
 
-    async def _read(self, story: str, sub: Subscription, read: Read, count: int) -> Actions:
+    async def _read(self, channel: Channel, sub: Subscription, read: Read, count: int) -> Actions:
+        story = channel.story
         if isinstance(read, ReadSnapshot):
-            state = await self.reads.story(story, DEFAULT_LIMIT, None)
-            version, frame = snapshot_frame(story, state, read.reset)
+            version, frame = await self._snapshot(channel, read.reset)
             return sub.snapshot_read(version, frame)
         if isinstance(read, Replay):
             changes = await self._changes(story, read.since, count)
             return sub.replayed(await self.reads.version(story), changes)
         assert isinstance(read, FetchChanges)
         return sub.fetched(read.after, await self._changes(story, read.after, count))
+
+    async def _snapshot(self, channel: Channel, reset: bool) -> tuple[int, bytes]:
+        """The story's snapshot frame: read and framed once per version for every joiner.
+
+        A crowd joining at once shares one store read (``channel.reading``); a joiner that
+        arrives while the live set is still at the version last read gets that frame without
+        asking the store. Either is safe by the core's rules: a snapshot older than the head is
+        brought there by the tail and the fetches that fill its holes (subscription rule 5).
+        """
+        kept = channel.snapshots
+        group = channel.group
+        if kept and (group is None or group.version != next(iter(kept.values()))[0]):
+            kept.clear()  # the live set has moved past it
+        made = kept.get(reset)
+        if made is not None:
+            return made
+        reading = channel.reading
+        if reading is None:
+            reading = asyncio.get_running_loop().create_task(
+                self.reads.story(channel.story, DEFAULT_LIMIT, None)
+            )
+            channel.reading = reading
+
+            def done(task: asyncio.Task[dict[str, JsonValue]]) -> None:
+                if channel.reading is task:
+                    channel.reading = None
+                if not task.cancelled():
+                    task.exception()  # retrieved: each waiter has it, or none is left to care
+
+            reading.add_done_callback(done)
+        state = await asyncio.shield(reading)  # a joiner that leaves cancels only its own wait
+        made = snapshot_frame(channel.story, state, reset)
+        if not kept or next(iter(kept.values()))[0] == made[0]:
+            kept[reset] = made
+        return made
 
     async def _changes(self, story: str, after: int, count: int) -> list[tuple[int, bytes]]:
         """The story's kept changes past version ``after`` (framed), ``count`` entries of them.

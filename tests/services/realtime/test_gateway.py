@@ -401,3 +401,35 @@ async def test_a_subscribe_while_the_store_is_away_is_an_error_frame_and_the_con
             assert orjson.loads(await asyncio.wait_for(c.recv(), 5)) == {"type": "pong"}
     finally:
         await gateway.stop()
+
+
+async def test_a_crowd_joining_one_story_shares_its_snapshot_reads(
+    ws_url: str, store: Store, client: redis.Redis, story_id: str
+) -> None:
+    """200 readers subscribing to one story at once, then 50 more once they are live: every one
+    gets the snapshot at the head, and the store is asked for it a handful of times, not 250
+    (one read in flight is shared; a joiner finds the frame kept while the live set is there)."""
+    head = await opened(store, story_id, 20)
+    await projected(store, story_id, head)
+
+    async def reads() -> int:
+        stats = await client.info("commandstats")
+        return int(stats.get("cmdstat_zrevrangebyscore", {}).get("calls", 0))
+
+    async def join(n: int) -> list[ClientConnection]:
+        joined = [await connect(ws_url, max_size=None) for _ in range(n)]
+        request = orjson.dumps({"op": "subscribe", "story": story_id}).decode()
+        await asyncio.gather(*(c.send(request) for c in joined))
+        frames = await asyncio.gather(*(recv(c) for c in joined))
+        assert {(f["type"], f["version"]) for f in frames} == {("snapshot", head)}
+        return joined
+
+    before = await reads()
+    crowd = await join(200)
+    later = await join(50)
+    try:
+        asked = await reads() - before
+        assert asked <= 10, f"{asked} snapshot reads for 250 joiners"
+    finally:
+        for c in crowd + later:
+            await c.close()
