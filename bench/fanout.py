@@ -1,21 +1,29 @@
 """Fan-out: N websocket clients of one story, 200 appends, through the gateway and through the floor.
 
 One fresh embedded Valkey; on it, ours: ``python -m services api``, ``projector`` and ``gateway``
-each its own process with ``--redis URL`` (``--layout serve``: the three in one ``python -m services
-serve --redis URL`` process), with ``DATELINE_ADMIN_TOKEN``; beside it the floor of
-``bench/ws_floor.py``: a minimal ``websockets.broadcast`` server fed by ``XREAD BLOCK`` on one
-stream. One story is opened through the API with 10 entries; the floor's payloads are copies of the
+each its own process with ``--redis URL`` (``--layout serve``: one ``python -m services serve --redis
+URL``, a supervisor whose api, projector and gateway workers the bench finds under it by name, as
+bench.e2e_latency does: the gateway's CPU and RSS are its ``dl-gateway`` worker's), with
+``DATELINE_ADMIN_TOKEN``; beside it the floor of ``bench/ws_floor.py``: a minimal
+``websockets.broadcast`` server fed by ``XREAD BLOCK`` on one stream. One story is opened through the API with 10 entries; the floor's payloads are copies of the
 projector's own change frame of an ``entry.published`` (same bytes, version renumbered).
 
-The clients run in a separate process (uvloop when installed): N lean websocket connections (a
-hand-written client: handshake, one masked subscribe frame, frame headers parsed in place, no
-compression; a ``websockets`` client would cost more CPU per frame than the servers under test
-spend, and share their core), each subscribed to the story. Every frame's receipt is stamped with
+The clients run in processes of their own (uvloop when installed), ceil(N / 8,000) of them, N
+shared evenly: N lean websocket connections in all (a hand-written client: handshake, one masked
+subscribe frame, frame headers parsed in place, no compression; a ``websockets`` client would cost
+more CPU per frame than the servers under test spend, and share their core), each subscribed to
+the story. Each client process raises its open-files limit to the hard one and connects from a
+loopback source address of its own (127.0.0.2, 127.0.0.3, ...), so no process runs out of files
+and no source address out of ephemeral ports. Every frame's receipt is stamped with
 ``time.monotonic_ns()`` (CLOCK_MONOTONIC, the same clock in every process on Linux) and sent back
-at the end. The publisher is this process: raw keep-alive HTTP/1.1 POSTs to ours, plain XADDs to
-the floor, each stamped when sent and when its 201 (or XADD reply) arrives.
+at the end; an event is everyone's when every process says all its clients have it. The
+publisher is this process: raw keep-alive HTTP/1.1 POSTs to ours, plain XADDs to the floor, each
+stamped when sent and when its 201 (or XADD reply) arrives.
 
-For each N (1,000 and 5,000 clients; ``--quick`` 200 and 1,000), ours then the floor:
+Before the first N, 100 connections subscribe to each server and leave, and its RSS (``VmRSS``) is
+read: the baseline. For each N (``--clients N[,M...]``, ascending; default 1,000 and 5,000 clients,
+``--quick`` 200 and 1,000), ours then the floor: N connect and subscribe, and 2 s after the last
+snapshot the server's RSS is read again: (that - baseline) / N is its memory per connection; then
 - *burst*: 200 events, each sent as soon as the previous 201 came back (no pause): frames/s =
   N x 200 / (first send -> last receipt by any client); the time from each 201 to its last client
   is shown for information (it includes the queue the burst builds);
@@ -23,9 +31,12 @@ For each N (1,000 and 5,000 clients; ``--quick`` 200 and 1,000), ours then the f
   one; the time from each 201 to the last client's receipt (p50, p99) is the fan-out latency.
 
 Targets (bench/floors.py): ours >= 0.9x the floor's frames/s; paced p99 from the 201 to the last of
-5,000 clients under 100 ms.
+5,000 clients under 100 ms (the check is read at the largest N). N may be at most the hard
+RLIMIT_NOFILE minus 200: one gateway process holds every connection, and a larger N is refused
+before anything starts, with the machine's limit.
 
     .venv/bin/python -m bench.fanout [--quick] [--fsync everysec] [--layout split|serve]
+                                     [--clients N[,M...]]
 """
 
 from __future__ import annotations
@@ -37,6 +48,8 @@ import base64
 import contextlib
 import multiprocessing
 import os
+import resource
+import socket
 import sys
 import time
 from collections import Counter
@@ -55,7 +68,6 @@ from bench.common import (
     Children,
     Options,
     checks_table,
-    die_with_parent,
     finish,
     fmt,
     free_port,
@@ -65,6 +77,7 @@ from bench.common import (
     percentile,
     process_cpu,
     raise_fd_limit,
+    rss_bytes,
     say,
     table,
     valkey,
@@ -77,6 +90,7 @@ from bench.ws_floor import STREAM, floor_frames
 from services.realtime.frames import changes_of
 from services.store import keys
 from services.store.connection import connect
+from services.store.embedded import die_with_parent
 
 STORY = "bench-fanout"
 ENTRIES = 10
@@ -85,9 +99,23 @@ PARALLEL_CONNECTS = 64
 """Handshakes in flight at once (the servers listen with a backlog of 100)."""
 GAP = 0.002
 """Seconds between a paced event's last receipt and the next append."""
+PER_PROCESS = 8_000
+"""Connections a client process holds at most: N clients take ceil(N / PER_PROCESS) processes,
+each with its own open-files limit and, on two cores, a share of the receiving."""
+FD_MARGIN = 200
+"""Open files a server process keeps for itself beside its clients (its store connections,
+listening sockets, logs, imports): N may be at most the hard RLIMIT_NOFILE minus this."""
+WARM = 100
+"""Connections that subscribe and leave before a server's baseline RSS is read (first code paths
+and allocations done), as bench.memory does."""
+SETTLE = 2.0
+"""Seconds after the last client subscribed before the server's RSS is read."""
+KB = 1_000
+BIND_ADDRESS_NO_PORT = int(getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24))
+"""Linux's IP_BIND_ADDRESS_NO_PORT (``socket`` names it from Python 3.12)."""
 ms = 1e-6  # nanoseconds to milliseconds
 
-# -- the clients: one process, N lean websocket connections -------------------------------------
+# -- the clients: their own processes, N lean websocket connections in all --------------------
 
 CHANGE = b'{"type":"change"'
 SNAPSHOT = b'{"type":"snapshot"'
@@ -182,9 +210,9 @@ class Lean(asyncio.Protocol):
 
 
 class Hub:
-    """The client process's connections and the receipt times of the versions it expects."""
+    """One client process's connections and the receipt times of the versions it expects."""
 
-    def __init__(self, port: int, story: str, pipe: Any) -> None:
+    def __init__(self, port: int, story: str, pipe: Any, source: str | None = None) -> None:
         key = base64.b64encode(os.urandom(16)).decode()
         self.upgrade = (
             f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
@@ -192,6 +220,7 @@ class Hub:
         ).encode()
         self.subscribe = client_frame(1, orjson.dumps({"op": "subscribe", "story": story}))
         self.port = port
+        self.source = source
         self.pipe = pipe
         self.connections: list[Lean] = []
         self.first, self.times, self.notify = 0, list[list[int]](), False
@@ -199,17 +228,38 @@ class Hub:
         self.errors: Counter[bytes] = Counter()
         self.closes: Counter[int] = Counter()
 
-    async def connect(self, n: int) -> dict[str, Any]:
+    async def dial(self) -> Lean:
+        """One connection to the server, from ``source`` when set.
+
+        A source address of its own (any of 127/8 routes to ``lo`` on Linux) gives each client
+        process its own ~28k ephemeral ports towards the server's one address and port, however
+        many processes and sizes came before (closed connections wait in TIME_WAIT); with
+        ``IP_BIND_ADDRESS_NO_PORT`` the port is picked at connect time, by the whole 4-tuple.
+        """
         loop = asyncio.get_running_loop()
-        gate = asyncio.Semaphore(PARALLEL_CONNECTS)
+        if self.source is None:
+            _, lean = await loop.create_connection(lambda: Lean(self), "127.0.0.1", self.port)
+            return lean
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.IPPROTO_IP, BIND_ADDRESS_NO_PORT, 1)
+            sock.bind((self.source, 0))
+            sock.setblocking(False)
+            await loop.sock_connect(sock, ("127.0.0.1", self.port))
+        except BaseException:
+            sock.close()
+            raise
+        _, lean = await loop.create_connection(lambda: Lean(self), sock=sock)
+        return lean
+
+    async def connect(self, n: int, parallel: int = PARALLEL_CONNECTS) -> dict[str, Any]:
+        gate = asyncio.Semaphore(parallel)
         failures: Counter[str] = Counter()
 
         async def one() -> None:
             async with gate:
                 try:
-                    _, lean = await loop.create_connection(
-                        lambda: Lean(self), "127.0.0.1", self.port
-                    )
+                    lean = await self.dial()
                     await asyncio.wait_for(lean.ready, 60)
                     self.connections.append(lean)
                 except (OSError, TimeoutError) as error:
@@ -258,8 +308,8 @@ class Hub:
         await asyncio.sleep(0.2)
 
 
-async def _serve_commands(pipe: Any, port: int, story: str) -> None:
-    hub = Hub(port, story, pipe)
+async def _serve_commands(pipe: Any, port: int, story: str, source: str | None) -> None:
+    hub = Hub(port, story, pipe, source)
     loop = asyncio.get_running_loop()
     # Commands are read by a thread: uvloop's add_reader would make the pipe non-blocking, and
     # a large reply (every receipt) would then fail half-written.
@@ -279,24 +329,28 @@ async def _serve_commands(pipe: Any, port: int, story: str) -> None:
             return
 
 
-def _client_main(pipe: Any, port: int, story: str) -> None:  # pragma: no cover - child process
+def _client_main(
+    pipe: Any, port: int, story: str, source: str | None
+) -> None:  # pragma: no cover - child process
     die_with_parent()
     raise_fd_limit()
     try:
         import uvloop
 
-        uvloop.run(_serve_commands(pipe, port, story))
+        uvloop.run(_serve_commands(pipe, port, story, source))
     except ImportError:
-        asyncio.run(_serve_commands(pipe, port, story))
+        asyncio.run(_serve_commands(pipe, port, story, source))
 
 
-class Clients:
-    """The client process, driven from this one: connect, expect versions, collect, close."""
+class ClientProcess:
+    """One client process, driven from this one: connect, expect versions, collect, close."""
 
-    def __init__(self, port: int, story: str) -> None:
+    def __init__(self, port: int, story: str, source: str | None = None) -> None:
         context = multiprocessing.get_context("spawn")
         self.pipe, theirs = context.Pipe()
-        self.proc = context.Process(target=_client_main, args=(theirs, port, story), daemon=True)
+        self.proc = context.Process(
+            target=_client_main, args=(theirs, port, story, source), daemon=True
+        )
         self.proc.start()
         theirs.close()
         self.replies: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
@@ -321,12 +375,11 @@ class Clients:
         self.pipe.send(command)
         reply = await asyncio.wait_for(self.replies.get(), timeout)
         if reply[0] == "died":
-            raise RuntimeError(f"the client process died (exit code {self.proc.exitcode})")
+            raise RuntimeError(f"a client process died (exit code {self.proc.exitcode})")
         return reply[1] if len(reply) > 1 else None
 
-    async def everyone(self, version: int, timeout: float) -> int:
-        """Wait until every client has ``version``; the time the last one got it."""
-        deadline = time.monotonic() + timeout
+    async def everyone(self, version: int, deadline: float) -> int:
+        """Wait until each of this process's clients has ``version``; when the last one got it."""
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -334,14 +387,6 @@ class Clients:
             _, got, at = await asyncio.wait_for(self.notices.get(), left)
             if got >= version:
                 return int(at)
-
-    async def connect(self, n: int) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call("connect", n)
-        if result["opened"] != n:
-            raise RuntimeError(
-                f"opened {result['opened']} of {n} connections: {result['failures']}"
-            )
-        return result
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -351,6 +396,92 @@ class Clients:
         if self.proc.is_alive():
             self.proc.kill()
             self.proc.join()
+
+
+def client_processes(n: int) -> int:
+    """How many client processes ``n`` connections take: one per ``PER_PROCESS`` (at least one)."""
+    return max(1, -(-n // PER_PROCESS))
+
+
+class Clients:
+    """The client processes, driven from this one as one crowd: each connect spreads its
+    connections evenly over them, a version is everyone's when every process says so, and what
+    they collect is merged (receipts joined per version, counts summed)."""
+
+    def __init__(
+        self, port: int, story: str, processes: int = 1, sources: Sequence[str | None] = ()
+    ) -> None:
+        sources = list(sources) or [None] * processes
+        if len(sources) != processes:
+            raise ValueError(f"{processes} client processes, {len(sources)} source addresses")
+        self.procs = [ClientProcess(port, story, source) for source in sources]
+        self.open = [0] * processes
+
+    def drain(self) -> None:
+        for proc in self.procs:
+            proc.drain()
+
+    async def call(self, *command: Any, timeout: float = 600) -> list[Any]:
+        """Send ``command`` to every client process; their replies, in order."""
+        replies = await asyncio.gather(*(p.call(*command, timeout=timeout) for p in self.procs))
+        if command[0] == "close":
+            self.open = [0] * len(self.procs)
+        return list(replies)
+
+    async def connect(self, n: int) -> dict[str, Any]:
+        """Open ``n`` subscribed connections, shared evenly; ``PARALLEL_CONNECTS`` handshakes in
+        flight in all (the servers' listen backlog is 100)."""
+        k = len(self.procs)
+        shares = [n // k + (1 if i < n % k else 0) for i in range(k)]
+        parallel = max(1, -(-PARALLEL_CONNECTS // k))
+        began = time.perf_counter()
+        results = await asyncio.gather(
+            *(
+                p.call("connect", share, parallel)
+                for p, share in zip(self.procs, shares, strict=True)
+            )
+        )
+        seconds = time.perf_counter() - began
+        failures: Counter[str] = Counter()
+        for i, result in enumerate(results):
+            self.open[i] = result["opened"]
+            failures.update(result["failures"])
+        opened = sum(self.open)
+        if opened != n:
+            raise RuntimeError(f"opened {opened:,} of {n:,} connections: {dict(failures)}")
+        return {"opened": opened, "seconds": seconds, "failures": dict(failures)}
+
+    async def expect(self, first: int, count: int, notify: bool) -> None:
+        await self.call("expect", first, count, notify)
+
+    async def collect(self) -> dict[str, Any]:
+        """Every process's receipts and counts, merged; ``cpu``: their CPU seconds summed."""
+        got = await self.call("collect")
+        merged: dict[str, Any] = {
+            "first": got[0]["first"],
+            "times": [b"".join(parts) for parts in zip(*(g["times"] for g in got), strict=True)],
+            "stray": sum(g["stray"] for g in got),
+            "gaps": sum(g["gaps"] for g in got),
+            "cpu": sum(g["cpu"] for g in got),
+        }
+        for name in ("errors", "closes"):
+            total: Counter[Any] = Counter()
+            for g in got:
+                total.update(g[name])
+            merged[name] = dict(total)
+        return merged
+
+    async def everyone(self, version: int, timeout: float) -> int:
+        """Wait until every client has ``version``; the time the last one got it."""
+        deadline = time.monotonic() + timeout
+        last = 0
+        for proc, count in zip(self.procs, self.open, strict=True):
+            if count:
+                last = max(last, await proc.everyone(version, deadline))
+        return last
+
+    async def close(self) -> None:
+        await asyncio.gather(*(p.close() for p in self.procs))
 
 
 # -- publishers ---------------------------------------------------------------------------------
@@ -435,6 +566,17 @@ class Phase:
     server_cpu: float = 0.0
     client_cpu: float = 0.0
     problems: dict[str, Any] = field(default_factory=dict)
+    rss_before: int = 0
+    """The server's RSS (bytes) before these clients connected (see ``measure_server``)."""
+    rss_after: int = 0
+    """The server's RSS once every one of them had its snapshot (0: not read)."""
+
+    @property
+    def rss_per(self) -> float:
+        """Bytes of the server's RSS per subscribed connection: (after - before) / N."""
+        if not self.rss_after or not self.clients:
+            return float("nan")
+        return (self.rss_after - self.rss_before) / self.clients
 
     @property
     def frames(self) -> int:
@@ -486,9 +628,9 @@ async def run_phase(
 ) -> Phase:
     """Publish ``events`` (``burst``: back to back; ``paced``: one in flight) and collect."""
     clients.drain()
-    await clients.call("expect", first, events, True)
+    await clients.expect(first, events, True)
     cpu = process_cpu(pid)
-    client_cpu = (await clients.call("collect"))["cpu"]
+    client_cpu = (await clients.collect())["cpu"]
     marks: list[Mark] = []
     if mode == "burst":
         for _ in range(events):
@@ -506,7 +648,7 @@ async def run_phase(
             await asyncio.sleep(GAP)
     await asyncio.sleep(0.05)  # the last frames of clients that lost the race to the notice
     server_cpu = process_cpu(pid) - cpu
-    got = await clients.call("collect")
+    got = await clients.collect()
     versions = [m[0] for m in marks]
     if versions != list(range(first, first + len(marks))):
         raise RuntimeError(f"{server}: appended versions {versions[:3]}... not from {first}")
@@ -614,7 +756,7 @@ def open_story(http_port: int, story: str, entries: int = ENTRIES) -> int:
 
 async def change_template(url: str, story: str) -> bytes:
     """The projector's change frame of the story's last ``entry.published`` (the floor's payload)."""
-    client = connect(url)
+    client: Any = connect(url)  # replies as bytes; redis-py's stubs type them as str too
     try:
         rows = await client.xrevrange(keys.changes(story), count=1)
     finally:
@@ -638,35 +780,83 @@ class Setup:
     template: bytes
     version: int
     floor_version: int = 1
+    baseline: dict[str, int] = field(default_factory=dict)
+    """Per server: its RSS before any client of the run's sizes joined (``warm_up``)."""
+    dialled: int = 0
+    """Client processes started so far: each takes the next source address."""
+
+    def pid(self, server: str) -> int:
+        """The process that fans out for ``server``: ours' gateway (serve: its worker), the floor."""
+        return self.ours.fanout_pid if server == "ours" else self.floor_pid
+
+    def port(self, server: str) -> int:
+        return self.ours.ws_port if server == "ours" else self.floor_port
+
+    def clients(self, server: str, n: int) -> Clients:
+        """Client processes for ``n`` connections to ``server``, each from a source address not
+        used before in this run (127.0.0.2, 127.0.0.3, ...: see ``Hub.dial``)."""
+        k = client_processes(n)
+        sources = [source_address(self.dialled + i) for i in range(k)]
+        self.dialled += k
+        return Clients(self.port(server), STORY, k, sources)
+
+
+def source_address(k: int) -> str:
+    """The ``k``-th loopback source address of a run: 127.0.0.2 onwards (127.0.0.1 is left to
+    the publishers and servers)."""
+    return f"127.0.{k // 250}.{k % 250 + 2}"
+
+
+async def warm_up(setup: Setup, server: str) -> None:
+    """``WARM`` connections subscribe and leave; then the server's baseline RSS is read."""
+    clients = setup.clients(server, WARM)
+    try:
+        await clients.connect(WARM)
+        await clients.call("close")
+    finally:
+        await clients.close()
+    await asyncio.sleep(SETTLE)
+    setup.baseline[server] = rss_bytes(setup.pid(server))
 
 
 async def measure_server(
-    setup: Setup, server: str, n: int, events: int, modes: Sequence[str]
+    setup: Setup, server: str, n: int, events: int, modes: Sequence[str], settle: float = 0.0
 ) -> dict[str, Phase]:
-    """Connect ``n`` clients to one server, run each mode with ``events`` appends, disconnect."""
+    """Connect ``n`` clients to one server, run each mode with ``events`` appends, disconnect.
+
+    The server's RSS is read before they connect (or taken from ``setup.baseline``, when
+    ``warm_up`` read it) and ``settle`` seconds after the last of them had its snapshot; both go
+    into every phase.
+    """
     ours = server == "ours"
-    port = setup.ours.ws_port if ours else setup.floor_port
-    clients = Clients(port, STORY)
+    pid = setup.pid(server)
+    before = setup.baseline.get(server) or rss_bytes(pid)
+    clients = setup.clients(server, n)
     phases: dict[str, Phase] = {}
     try:
         joined = await clients.connect(n)
+        await asyncio.sleep(settle)
+        after = rss_bytes(pid)
         plural = "s" if n != 1 else ""
-        say(f"  {server}: {n:,} client{plural} subscribed in {joined['seconds']:.1f} s")
+        spread = f" from {len(clients.procs)} processes" if len(clients.procs) > 1 else ""
+        say(
+            f"  {server}: {n:,} client{plural}{spread} subscribed in {joined['seconds']:.1f} s; "
+            f"RSS {before / 1e6:.1f} -> {after / 1e6:.1f} MB"
+        )
         for mode in modes:
             if ours:
                 first = setup.version + 1
                 publish: Any = HttpAppender(setup.ours.http_port, STORY)
-                pid = setup.ours.fanout_pid
             else:
                 first = setup.floor_version
                 publish = FloorAppender(
                     setup.url, floor_frames(setup.template, first, events), first
                 )
-                pid = setup.floor_pid
             try:
                 phase = await run_phase(server, mode, clients, n, publish, first, events, pid)
             finally:
                 await publish.close()
+            phase.rss_before, phase.rss_after = before, after
             if ours:
                 setup.version += len(phase.marks)
             else:
@@ -723,23 +913,76 @@ async def setup_servers(url: str, children: Children, tmp: Path, layout: str) ->
     return Setup(url, ours, floor_port, floor_pid, template, version)
 
 
+def sizes_of(options: Options) -> tuple[int, ...]:
+    """The client counts of a run: ``--clients`` (ascending, so a server's RSS before each size
+    is its baseline, not what a bigger crowd left behind), else 1,000 and 5,000 (quick: 200 and
+    1,000)."""
+    given: tuple[int, ...] | None = options.extra.clients
+    if given:
+        return tuple(sorted(set(given)))
+    return (200, 1_000) if options.quick else (1_000, 5_000)
+
+
+def client_counts(text: str) -> tuple[int, ...]:
+    """``--clients N[,M...]``: positive counts, commas and ``_`` allowed (19000 or 19_000)."""
+    try:
+        counts = tuple(int(part.replace("_", "")) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of counts: {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"counts must be at least 1: {text!r}")
+    return counts
+
+
+def too_many(sizes: Sequence[int]) -> str | None:
+    """Why the largest size cannot run on one server process here, or None.
+
+    Each connection is an open file of the gateway (and of the floor), one process each; no
+    process may raise its soft RLIMIT_NOFILE past the hard one, so a size beyond that minus
+    ``FD_MARGIN`` would only fail midway (or be capped in silence): refused before anything starts.
+    """
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY or max(sizes) <= hard - FD_MARGIN:
+        return None
+    return (
+        f"bench.fanout: {max(sizes):,} clients cannot run here: one gateway process holds every "
+        f"connection, and this machine's hard RLIMIT_NOFILE is {hard:,} open files per process, so "
+        f"at most {hard - FD_MARGIN:,} clients ({FD_MARGIN} kept for the process itself); raise the "
+        f"hard limit (ulimit -Hn, limits.conf, systemd LimitNOFILE=) to go further"
+    )
+
+
 async def measure(url: str, options: Options, children: Children, tmp: Path) -> list[Check]:
-    sizes = (200, 1_000) if options.quick else (1_000, 5_000)
+    sizes = sizes_of(options)
     events = 50 if options.quick else 200
     layout = options.extra.layout
     setup = await setup_servers(url, children, tmp, layout)
+    described = ", ".join(setup.ours.pids)
+    if layout == "serve":
+        # Imported here: bench.e2e_latency imports this module.
+        from bench.e2e_latency import serve_workers
+
+        supervisor = setup.ours.pids["serve"]
+        setup.ours.pids = serve_workers(supervisor)
+        setup.ours.fanout_pid = setup.ours.pids["gateway"]
+        described = f"the supervisor (pid {supervisor}) and its workers " + ", ".join(
+            f"{name} (pid {pid})" for name, pid in setup.ours.pids.items()
+        )
     say(machine_line(options))
     say(
-        f"ours: {layout} layout ({', '.join(setup.ours.pids)}); floor: bench/ws_floor.py; one story, "
-        f"{events} entry.published per phase; change frame {len(setup.template)} bytes; clients: one "
-        f"process of lean websocket connections; burst = each append sent when the previous 201 "
-        f"came back; paced = one event in flight, the next {GAP * 1000:g} ms after every client has it"
+        f"ours: {layout} layout ({described}); floor: bench/ws_floor.py; one story, "
+        f"{events} entry.published per phase; change frame {len(setup.template)} bytes; clients: "
+        f"lean websocket connections, {PER_PROCESS:,} at most per process (each from its own "
+        f"127.0.x.y); burst = each append sent when the previous 201 came back; paced = one event "
+        f"in flight, the next {GAP * 1000:g} ms after every client has it"
     )
+    for server in ("ours", "floor"):
+        await warm_up(setup, server)
     results: dict[tuple[str, int, str], Phase] = {}
     for n in sizes:
         for server in ("ours", "floor"):
             for mode, phase in (
-                await measure_server(setup, server, n, events, ("burst", "paced"))
+                await measure_server(setup, server, n, events, ("burst", "paced"), SETTLE)
             ).items():
                 results[(server, n, mode)] = phase
     rows = []
@@ -753,7 +996,33 @@ async def measure(url: str, options: Options, children: Children, tmp: Path) -> 
         "frames/s = frames received / (first send -> last receipt); 201->last: per event, from the "
         "append's 201 (the floor: the XADD's reply) to the last client's receipt (burst: includes the "
         "queue the burst builds; it may be negative when a fan-out beats the 201 back); us/frame: "
-        "CPU of the fanning-out process (ours: the gateway) and of the client process, per frame"
+        "CPU of the fanning-out process (ours: the gateway; serve: its dl-gateway worker) and of "
+        "the client processes, per frame"
+    )
+    memory = []
+    for n in sizes:
+        floor = results[("floor", n, "burst")]
+        for server in ("ours", "floor"):
+            phase = results[(server, n, "burst")]
+            memory.append(
+                [
+                    phase.server,
+                    fmt(n),
+                    fmt(phase.rss_before / 1e6, 1),
+                    fmt(phase.rss_after / 1e6, 1),
+                    fmt(phase.rss_per / KB, 1),
+                    fmt(phase.rss_per / floor.rss_per, 2) if server == "ours" else "-",
+                ]
+            )
+    table(
+        "RSS of the fanning-out process with N subscribed clients",
+        ["server", "clients", "before MB", "with N MB", "per connection KB", "x floor"],
+        memory,
+    )
+    say(
+        f"before: after {WARM} connections subscribed and left, before the first size; with N: "
+        f"{SETTLE:g} s after the last of N had its snapshot; per connection = (with N - before) / N; "
+        f"1 KB = 1,000 bytes"
     )
     checks = [
         Check(
@@ -789,10 +1058,20 @@ def layout_option(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def layout_main(description: str, measure: Any, argv: Sequence[str] | None) -> int:
-    """The main of a bench that runs our services beside the floor server (fanout, e2e)."""
-    parser = layout_option(argparse.ArgumentParser(description=description))
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = layout_option(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser.add_argument(
+        "--clients",
+        type=client_counts,
+        metavar="N[,M...]",
+        help="client counts, comma-separated (default 1,000 and 5,000; quick 200 and 1,000); at "
+        "most the hard RLIMIT_NOFILE minus 200",
+    )
     options = parse_options(parser.description or "", argv, parser)
+    refused = too_many(sizes_of(options))
+    if refused is not None:
+        say(refused)
+        return 2
 
     def body() -> int:
         raise_fd_limit()
@@ -801,10 +1080,6 @@ def layout_main(description: str, measure: Any, argv: Sequence[str] | None) -> i
         return finish(options, checks)
 
     return main_wrapper(body)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return layout_main(__doc__.splitlines()[0], measure, argv)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ def floor_frames(template: bytes, first: int, count: int) -> list[bytes]:
 
 
 async def main(port: int, url: str, stream: str) -> None:
-    client = connect(url)
+    client: Any = connect(url)  # replies as bytes; redis-py's stubs type them as str too
     live: set[ServerConnection] = set()
 
     async def handler(connection: ServerConnection) -> None:
