@@ -112,7 +112,7 @@ class Client:
     Frames go straight to the transport, as ``websockets.broadcast`` does, while the transport
     keeps up; once it pushes back (its buffer is past ``WRITE_LIMIT``), frames wait in the
     client's ``Backlog``, which a flusher drains. Live frames (``write``) close it with 1013 past
-    the budget; history it asked for (``owe``) is on credit, and ``credit_taken`` waits until
+    the budget; history it asked for (``write(frame, credit=True)``) is on credit, and ``credit_taken`` waits until
     the transport has it. A flusher that sees no progress for ``STALL_TIMEOUT`` closes it.
     """
 
@@ -122,18 +122,20 @@ class Client:
     flusher: asyncio.Task[None] | None = None
     closed: bool = False
     taken: asyncio.Event | None = None
-    """Set while nothing is owed on credit (made by the first ``owe`` that queues)."""
+    """Set while nothing is owed on credit (made by the first write on credit that queues)."""
 
     def send(self, message: bytes) -> bool:
         """Send one JSON text message to this client alone (errors, pongs)."""
         return self.write(wire(message))
 
-    def write(self, frame: bytes) -> bool:
+    def write(self, frame: bytes, credit: bool = False) -> bool:
         """Queue one whole websocket frame, already framed, without waiting; False once gone.
 
         Server frames are not masked and compression is off, so the frame of a change is the
         same bytes for every client. Whole frames written straight to the transport interleave
         safely with the control frames websockets writes itself (it flushes each as it makes it).
+        ``credit``: history the client asked for, never refused for its size but paced instead
+        (``credit_taken``); else a live frame, which closes the client past the budget.
         """
         connection = self.connection
         if self.closed or connection.protocol.state is not State.OPEN:
@@ -144,31 +146,14 @@ class Client:
             except Exception:  # a broken transport: the handler will see it close
                 return False
             return True
-        if not self.backlog.queue(frame):
+        if credit:
+            self.backlog.owe(frame)
+            if self.taken is None:
+                self.taken = asyncio.Event()
+            self.taken.clear()
+        elif not self.backlog.queue(frame):
             self.close(TRY_AGAIN_LATER, TOO_SLOW)
             return False
-        if self.flusher is None:
-            self.flusher = asyncio.get_running_loop().create_task(self._flush())
-        return True
-
-    def owe(self, frame: bytes) -> bool:
-        """Queue one frame of history the client asked for, on credit; False once gone.
-
-        As ``write``, but never refused for its size: it is paced instead (``credit_taken``).
-        """
-        connection = self.connection
-        if self.closed or connection.protocol.state is not State.OPEN:
-            return False
-        if not self.backlog.owed and not connection.paused:
-            try:
-                connection.transport.write(frame)
-            except Exception:  # a broken transport: the handler will see it close
-                return False
-            return True
-        self.backlog.owe(frame)
-        if self.taken is None:
-            self.taken = asyncio.Event()
-        self.taken.clear()
         if self.flusher is None:
             self.flusher = asyncio.get_running_loop().create_task(self._flush())
         return True
@@ -333,7 +318,7 @@ class Gateway:
                             self.delivered += 1
                         else:
                             self.drop(live)
-                elif not (client.owe(action.frame) if credit else client.write(action.frame)):
+                elif not client.write(action.frame, credit):
                     self.drop(client)
                     return None
             elif isinstance(action, Close):

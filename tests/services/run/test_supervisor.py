@@ -4,10 +4,7 @@ own, one Ctrl-C, a dead worker restarted, and nothing left behind when it is kil
 from __future__ import annotations
 
 import os
-import queue
 import signal
-import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -15,6 +12,7 @@ import httpx
 
 from tests.conftest import ADMIN_TOKEN, free_port, start_serve, wait_ready
 from tests.contract.test_crash import children
+from tests.services.demo.test_player import lines_of, wait_line
 from tests.services.store.test_embedded import wait_gone
 
 HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -29,22 +27,6 @@ def name_of(pid: int) -> str:
     """The process's name as ``ps`` shows it (a worker names itself: ``dl-api``)."""
     with open(f"/proc/{pid}/comm") as f:
         return f.read().strip()
-
-
-def lines_of(proc: subprocess.Popen[str]) -> queue.Queue[str]:
-    found: queue.Queue[str] = queue.Queue()
-    stdout = proc.stdout
-    assert stdout is not None
-    threading.Thread(target=lambda: [found.put(line) for line in stdout], daemon=True).start()
-    return found
-
-
-def wait_line(found: queue.Queue[str], start: str, timeout: float = 30.0) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        line = found.get(timeout=max(deadline - time.monotonic(), 0.01))
-        if line.startswith(start):
-            return line.rstrip("\n")
 
 
 def workers_of(pid: int) -> list[int]:
