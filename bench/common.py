@@ -214,6 +214,18 @@ def wait_http(
     _wait(proc, log, timeout, answers, f"{url} did not answer 200")
 
 
+def split_commands(url: str, http_port: int, ws_port: int) -> dict[str, list[str]]:
+    """The split layout's three commands on the store at ``url``: api, projector, gateway."""
+    run, redis = [sys.executable, "-m", "services"], ["--redis", url]
+    return {
+        "api": [*run, "api", *redis, "--http-port", str(http_port)],
+        "projector": [*run, "projector", *redis],
+        "gateway": [
+            *run, "gateway", *redis, "--ws-port", str(ws_port), "--http-port", str(http_port)
+        ],
+    }  # fmt: skip
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

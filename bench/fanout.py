@@ -79,6 +79,7 @@ from bench.common import (
     raise_fd_limit,
     rss_bytes,
     say,
+    split_commands,
     table,
     valkey,
     wait_http,
@@ -695,19 +696,7 @@ def start_ours(children: Children, url: str, tmp: Path, layout: str) -> Ours:
             ]
         }
     else:
-        argvs = {
-            "api": [*run, "api", *redis, "--http-port", str(http_port)],
-            "projector": [*run, "projector", *redis],
-            "gateway": [
-                *run,
-                "gateway",
-                *redis,
-                "--ws-port",
-                str(ws_port),
-                "--http-port",
-                str(http_port),
-            ],
-        }
+        argvs = split_commands(url, http_port, ws_port)
     pids = {}
     procs = {}
     for name, argv in argvs.items():

@@ -75,6 +75,7 @@ from bench.common import (
     percentile,
     say,
     skip_backlog,
+    split_commands,
     story_ids,
     table,
     valkey,
@@ -318,20 +319,7 @@ def start_layout(
         http_port, ws_port, proc = start_serve(children, url, tmp)
         return http_port, ws_port, [proc]
     http_port, ws_port = free_port(), free_port()
-    run, redis = [sys.executable, "-m", "services"], ["--redis", url]
-    argvs = {
-        "api": [*run, "api", *redis, "--http-port", str(http_port)],
-        "projector": [*run, "projector", *redis],
-        "gateway": [
-            *run,
-            "gateway",
-            *redis,
-            "--ws-port",
-            str(ws_port),
-            "--http-port",
-            str(http_port),
-        ],
-    }
+    argvs = split_commands(url, http_port, ws_port)
     procs = {
         name: children.start(name, argv, {"DATELINE_ADMIN_TOKEN": TOKEN}, tmp / f"{name}.log")
         for name, argv in argvs.items()

@@ -33,9 +33,11 @@ from services.store import changefeed
 log = logging.getLogger("dateline.api")
 
 EVENTS_PATH = re.compile(r"/stories/([^/]+)/events")
-STATE_PATH = re.compile(r"/stories/([^/]+)")
-PAGE_PATH = re.compile(r"/live/([^/]+)")
 """The path ``front`` sends straight to the direct write route (with ``POST``)."""
+STATE_PATH = re.compile(r"/stories/([^/]+)")
+"""The story state ``front`` answers from ready bytes when it can (``GET``/``HEAD``, no query)."""
+PAGE_PATH = re.compile(r"/live/([^/]+)")
+"""The reader page ``front`` answers from ready bytes when it can (``GET``/``HEAD``, no query)."""
 
 
 def front(api: FastAPI) -> ASGIApp:
