@@ -85,7 +85,7 @@ READS_NOT_MODIFIED = Floor(
 )
 PROJECTOR = Floor(
     key="projector.rate",
-    ours="real projector (FastStream batch consumers + Projector) events/s",
+    ours="real projector (Consumers + Projector) events/s",
     baseline="bare XREADGROUP COUNT 100 + fold in memory + XACK loop events/s",
     target=0.5,
     sense="at_least",

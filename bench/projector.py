@@ -13,12 +13,13 @@ Then, each from the start of the feeds in a consumer group of its own:
   frame each event makes, serialized once), into views kept in memory (no state writes) + XACK;
 - ``bare loop folding the state alone`` (for information): the same with
   ``projections.story.apply`` only, no change frames: a stricter floor than the issue asks for;
-- ``real projector``: ``services.projector.fold.Consumers`` + ``Projector`` (FastStream batch
-  consumers) on a wiped projection, started after the feed is filled, timed until the projector
+- ``real projector``: ``services.projector.consumers.Consumers`` + ``Projector`` (one
+  XREADGROUP of every feed, batches folded side by side) on a wiped projection, started after the feed is filled, timed until the projector
   has written every event (then the server confirms every feed drained, every story at its head);
 - ``bare loop + Projector.project`` (for information): the bare loop, but folding with
-  ``Projector.project`` (the same state writes as the real one, without FastStream), on a wiped
-  projection, so the table shows FastStream's share apart from our state writes.
+  ``Projector.project`` (the same state writes as the real one, without the consumers' reading
+  and chaining), on a wiped projection, so the table shows the consumers' share apart from our
+  state writes.
 
 The bare loop and the real projector run in five interleaved rounds, the order flipped each
 round, each timed run on a freshly rewritten append-only file; the table gives every run and the
@@ -170,7 +171,7 @@ async def drained(client: redis.Redis) -> bool:
 async def real_projector(
     url: str, client: redis.Redis, heads: dict[str, int], limit: float
 ) -> float:
-    """Start the FastStream projector on the filled feeds; seconds until every story is projected.
+    """Start the projector's consumers on the filled feeds; seconds until every story is projected.
 
     The end is seen from the projector's own count of events written (a write counts once
     ``project.lua`` has stored it and acknowledged its feed entry), checked every 2 ms in memory:
@@ -188,8 +189,8 @@ async def real_projector(
 
     total = sum(heads.values())
     start = time.perf_counter()
-    broker = Consumers(url, factory, name="bench")
-    await broker.start()
+    consumers = Consumers(url, factory, name="bench")
+    await consumers.start()
     try:
         while not made or made[0].applied < total:
             if time.perf_counter() - start > limit:
@@ -200,7 +201,7 @@ async def real_projector(
             raise RuntimeError("the projector counted every event, but the server disagrees")
         return seconds
     finally:
-        await broker.stop()
+        await consumers.stop()
         await own.aclose()
 
 
@@ -333,7 +334,7 @@ async def measure(url: str, options: Options) -> list[Check]:
     names = {
         "bare": "bare loop (XREADGROUP, parse, the projector's fold in memory, XACK)",
         "apply": "bare loop folding the state alone (information)",
-        "real": "real projector (FastStream + Projector)",
+        "real": "real projector (Consumers + Projector)",
         "project": "bare loop + Projector.project (information)",
     }
     rows = []

@@ -3,10 +3,14 @@
 Rules:
 - every projector is a consumer of the group ``projectors`` on every partition's feed, named
   ``<host>-<pid>``, so a restarted projector is a new consumer and its old batch is claimed;
-- each feed's batches are folded in order, one in flight: the handler starts a batch's fold and
-  writes and returns, so FastStream reads the next batch while ``project.lua`` runs;
-- a batch that fails is logged and stays pending: nothing is acknowledged but by the script that
-  writes the state;
+- one ``XREADGROUP`` reads every feed at once, so a batch holds whatever is waiting across all
+  partitions (live, a read per partition returns an event or two, and the per-batch costs are
+  paid per event);
+- batches are folded in order, one in flight: a batch's fold and writes are started and the next
+  read goes out while ``project.lua`` runs;
+- a batch that fails is folded again story by story, so one story's bad event holds back only
+  that story; what still fails is logged and stays pending: nothing is acknowledged but by the
+  script that writes the state;
 - a batch delivered ``CLAIM_IDLE_MS`` ago and still pending is claimed by a live projector
   (XAUTOCLAIM, ``BATCH`` at a time, folded like a batch), and at start a projector folds at once
   what provably dead consumers of this host left (docs/limits.md).
@@ -22,24 +26,27 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from faststream import AckPolicy
-from faststream.redis import RedisBroker
-from faststream.redis.annotations import RedisBatchStreamMessage
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from events.chain import Envelope
-from services.projector.feeds import DATA, Feed, envelopes_of, lean_batch
+from services.projector.feeds import ensure_groups, envelopes_of
 from services.projector.fold import Projector
 from services.store import keys
+from services.store.connection import connect
 from services.store.keys import GROUP
 
 log = logging.getLogger("dateline.projector")
 
 BATCH = 100
-"""Events a projector takes from a feed per read (and per claim)."""
+"""Events a projector takes from each feed per read (and per claim)."""
 CLAIM_IDLE_MS = 5_000
 """A delivered event unacknowledged this long is taken over by a live projector (XAUTOCLAIM)."""
 POLL_MS = 1_000
 """How long a read of the feeds blocks when they are empty."""
+RETRY_S = 0.5
+"""How long the reader waits before reading again after the store was unreachable."""
 _Claimed = list[tuple[bytes, dict[bytes, bytes] | None]]
 """Claimed feed entries as our clients get them (bytes; no fields for one trimmed meanwhile)."""
 
@@ -68,13 +75,14 @@ def _gone(consumer: str, me: str) -> bool:
 
 
 class Consumers:
-    """The projector's consumers: a FastStream batch subscriber on every partition's feed (the
-    consumer group ``projectors``), and a claimer that takes over what a dead projector left.
+    """The projector's consumers: one reader of every partition's feed (the consumer group
+    ``projectors``), and a claimer that takes over what a dead projector left.
 
-    Each feed's batches are folded one after another, but the handler does not wait for its
-    batch's writes: it starts them and returns, so FastStream reads the next batch while
-    ``project.lua`` runs (the next batch waits for the one before it to be written). A batch
-    that fails is logged and stays pending; the claimer hands it to a projector again.
+    Batches are folded one after another, but the reader does not wait for a batch's writes: it
+    starts them and reads again, so the next batch is read while ``project.lua`` runs (the next
+    batch waits for the one before it to be written). A batch that fails is folded again story
+    by story; what still fails is logged and stays pending, and the claimer hands it to a
+    projector again.
     """
 
     def __init__(
@@ -84,31 +92,15 @@ class Consumers:
         name: str | None = None,
         claim_idle_ms: int = CLAIM_IDLE_MS,
     ) -> None:
-        # apply_types=False: no FastDepends injection; the handler takes the message from the
-        # context, which costs less per batch than resolving a typed signature.
-        # logger=None turns FastStream's logging off (documented), though its stub asks for one
-        self.broker = RedisBroker(url, logger=None, apply_types=False)  # type: ignore[arg-type]  # see above
+        self.url = url
         self.consumer = name or consumer_name()
         self.claim_idle_ms = claim_idle_ms
         self._factory = projector_factory
         self._projector: Projector | None = None
         self._ahead: dict[str, asyncio.Task[None]] = {}
+        self._reader: asyncio.Task[None] | None = None
         self._claimer: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
-        for p in range(keys.PARTITIONS):
-            self.broker.subscriber(
-                stream=Feed(
-                    keys.feed(p),
-                    group=GROUP,
-                    consumer=self.consumer,
-                    batch=True,
-                    max_records=BATCH,
-                    polling_interval=POLL_MS,
-                ),
-                ack_policy=AckPolicy.MANUAL,
-                no_reply=True,
-                parser=lean_batch,
-            )(self._handle)
 
     @property
     def projector(self) -> Projector:
@@ -118,35 +110,124 @@ class Consumers:
 
     async def start(self) -> None:
         """Fold what this host's dead projectors left, then read the feeds and claim."""
+        await ensure_groups(self.projector.client)
         await self.recover()
-        await self.broker.start()
-        self._claimer = asyncio.get_running_loop().create_task(self._claim_forever())
+        loop = asyncio.get_running_loop()
+        self._reader = loop.create_task(self._read_forever())
+        self._claimer = loop.create_task(self._claim_forever())
 
     async def stop(self) -> None:
-        """Stop reading (a claim round under way ends first, so nothing it took is left
-        unfolded), then let the batches already started finish their writes."""
+        """Stop reading (a read or claim round under way ends first, so nothing it took is
+        left unfolded), then let the batches already started finish their writes."""
         self._stopping.set()
-        if self._claimer is not None:
-            await self._claimer
-        await self.broker.stop()
+        await self._unblock_reader()
+        for task in (self._reader, self._claimer):
+            if task is not None:
+                await task
         if self._ahead:
-            await asyncio.wait(self._ahead.values())
+            await asyncio.wait(set(self._ahead.values()))
 
-    async def _handle(self, *_: Any) -> None:
-        message: RedisBatchStreamMessage = self.broker.context.get("message")
-        raw = message.raw_message
-        envelopes = [Envelope.model_validate_json(item[DATA]) for item in raw["data"]]
-        await self._chain(raw["channel"], envelopes, raw["message_ids"])
-        # No message.ack(): project.lua acknowledges each entry with its story's state.
+    async def _read_forever(self) -> None:
+        """Read every feed in one ``XREADGROUP`` (up to ``BATCH`` entries of each), fold what
+        came as one batch, and read again; an unreachable store is read again after
+        ``RETRY_S``, a lost group (the store emptied under us) is created again, loudly."""
+        # its own connection: a blocked read holds it, and its timeout is longer than the block;
+        # named, so that stop() can end a blocked read at once (CLIENT UNBLOCK)
+        client = connect(
+            self.url,
+            socket_timeout=POLL_MS / 1_000 + 10,
+            client_name=self._reader_name,
+            single_connection_client=True,
+        )
+        streams: dict[Any, Any] = {keys.feed(p): ">" for p in range(keys.PARTITIONS)}
+        try:
+            while not self._stopping.is_set():
+                try:
+                    reply = await client.xreadgroup(
+                        GROUP, self.consumer, streams, count=BATCH, block=POLL_MS
+                    )
+                except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+                    log.warning("reading the feeds failed (%s); again in %s s", error, RETRY_S)
+                    await self._pause(RETRY_S)
+                    continue
+                except ResponseError as error:
+                    if "NOGROUP" not in str(error):
+                        raise
+                    log.error("the projectors' group is gone from a feed (%s): creating it", error)
+                    await ensure_groups(client)
+                    continue
+                feeds: list[str] = []
+                envelopes: list[Envelope] = []
+                ids: list[bytes] = []
+                for feed, entries in cast("list[tuple[bytes, _Claimed]]", reply or []):
+                    found, their_ids = envelopes_of(entries)
+                    feeds.append(feed.decode())
+                    envelopes += found
+                    ids += their_ids
+                    if len(envelopes) >= BATCH:  # a backlog: folded feed by feed, side by side
+                        await self._chain(feeds, envelopes, ids)
+                        feeds, envelopes, ids = [], [], []
+                if envelopes:  # live: what a read brings from every feed is one batch
+                    await self._chain(feeds, envelopes, ids)
+        finally:
+            await client.aclose()
 
-    async def _chain(self, feed: str, envelopes: list[Envelope], ids: Sequence[bytes]) -> None:
-        """Start folding a batch once the feed's batch before it is done (written or failed)."""
-        before = self._ahead.get(feed)
-        if before is not None and not before.done():
-            await asyncio.wait([before])
-        task = asyncio.get_running_loop().create_task(self.projector.project(envelopes, ids))
+    @property
+    def _reader_name(self) -> str:
+        return f"projector-reader:{self.consumer}"
+
+    async def _unblock_reader(self) -> None:
+        """End the reader's blocked ``XREADGROUP`` now (it returns what it has, or nothing),
+        rather than after up to ``POLL_MS``; best effort: a store away ends the read anyway."""
+        client = self.projector.client
+        with contextlib.suppress(Exception):
+            for connection in await client.client_list(_type="normal"):
+                if connection.get("name") == self._reader_name:
+                    await client.client_unblock(int(connection["id"]))
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _chain(
+        self, feeds: Sequence[str], envelopes: list[Envelope], ids: Sequence[bytes]
+    ) -> None:
+        """Start folding a batch once the batches before it of each of its feeds are done
+        (written or failed): a feed's batches are folded in order, other feeds' side by side."""
+        before = {t for f in feeds if (t := self._ahead.get(f)) is not None and not t.done()}
+        if before:
+            await asyncio.wait(before)
+        task = asyncio.get_running_loop().create_task(self._fold(envelopes, ids))
         task.add_done_callback(_report)
-        self._ahead[feed] = task
+        for feed in feeds:
+            self._ahead[feed] = task
+
+    async def _fold(self, envelopes: list[Envelope], ids: Sequence[bytes]) -> None:
+        """Fold a batch; if it fails, fold it again story by story, so that only the stories
+        that fail stay pending (their error is raised once all the others are written)."""
+        try:
+            await self.projector.project(envelopes, ids)
+            return
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            raise  # the store is away: every story would fail alike; the claim folds it later
+        except Exception as error:
+            if len({e.story for e in envelopes}) < 2:
+                raise
+            failed: BaseException = error
+        by_story: dict[str, tuple[list[Envelope], list[bytes]]] = {}
+        for envelope, entry_id in zip(envelopes, ids, strict=True):
+            mine = by_story.setdefault(envelope.story, ([], []))
+            mine[0].append(envelope)
+            mine[1].append(entry_id)
+        stuck: list[str] = []
+        for story, (theirs, their_ids) in by_story.items():
+            try:
+                await self.projector.project(theirs, their_ids)
+            except Exception as error:
+                stuck.append(story)
+                failed = error
+        if stuck:
+            raise RuntimeError(f"folding the events of {sorted(stuck)} failed") from failed
 
     async def _claim_forever(self) -> None:
         while not self._stopping.is_set():
@@ -208,7 +289,7 @@ class Consumers:
                 start = reply[0]
                 envelopes, found = envelopes_of(cast(_Claimed, reply[1]))
                 if found:
-                    await self._chain(feed, envelopes, found)
+                    await self._chain([feed], envelopes, found)
                     taken += len(found)
                 if start in (b"0-0", "0-0"):
                     break

@@ -5,7 +5,7 @@ Rules:
   projector started is missed;
 - a feed is trimmed only up to the oldest entry the group has not delivered or not acknowledged;
   the record streams are never trimmed;
-- a feed entry is parsed once, by the handler: FastStream's own batch parser does no JSON work.
+- a feed entry is parsed once, where it is read or claimed.
 """
 
 from __future__ import annotations
@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 import redis.asyncio as redis
-from faststream.redis import StreamSub
 
 from events.chain import Envelope
 from services.store import keys
@@ -78,22 +76,3 @@ def envelopes_of(
     sends one for an entry trimmed meanwhile, has nothing to fold)."""
     found = [(i, fields) for i, fields in entries if fields]
     return [Envelope.model_validate_json(f[DATA]) for _, f in found], [i for i, _ in found]
-
-
-class Feed(StreamSub):
-    """FastStream's ``StreamSub``, not copied when there is no prefix to add: FastStream reads
-    its subscription through ``add_prefix``, which deep-copies it several times per read, and
-    the broker has no prefix, so the copy would equal the original."""
-
-    __slots__ = ()
-
-    def add_prefix(self, prefix: str) -> Feed:
-        return self if not prefix else super().add_prefix(prefix)
-
-
-async def lean_batch(message: Mapping[str, Any], original: Any) -> Any:
-    """FastStream's batch parser without its body work: it would decode each envelope's JSON,
-    encode the batch again and decode that; the handler parses each envelope once instead."""
-    parsed = await original({**message, "data": []})
-    parsed.raw_message = message
-    return parsed

@@ -24,7 +24,7 @@ import uvicorn
 from events.errors import PortInUse
 from services.http.app import create_app, front
 from services.projector.consumers import Consumers, consumer_name
-from services.projector.feeds import ensure_groups, trim_forever
+from services.projector.feeds import trim_forever
 from services.projector.fold import Projector
 from services.realtime.gateway import Gateway
 from services.settings import Settings
@@ -40,7 +40,7 @@ def say(line: str) -> None:
 
 
 class Projection:
-    """The projector service: its FastStream broker and the feed trimmer."""
+    """The projector service: its consumers of the feeds and the feed trimmer."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -52,7 +52,6 @@ class Projection:
         self._trim: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await ensure_groups(self.client)
         await self.consumers.start()
         self._trim = asyncio.get_running_loop().create_task(trim_forever(self.client))
 

@@ -3,15 +3,18 @@ batches. These tests run projectors of their own, each on a database of its own.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 import subprocess
+import time
 from typing import Any
 
 import pytest
 import redis.asyncio as redis
 
+from events.decide import parse_command
 from services.projector.consumers import Consumers
 from services.projector.fold import Projector
 from services.store import keys
@@ -24,15 +27,15 @@ async def test_two_projectors_share_the_work_and_apply_each_event_once(world: tu
     """Two projectors in one group split the feed; together they apply every event exactly once."""
     url, client, store = world
     a, b = Projector(client, store), Projector(client, store)
-    brokers = [Consumers(url, lambda: a, "a"), Consumers(url, lambda: b, "b")]
-    for broker in brokers:
-        await broker.start()
+    consumers = [Consumers(url, lambda: a, "a"), Consumers(url, lambda: b, "b")]
+    for each in consumers:
+        await each.start()
     try:
         heads = await fill(store, 20, 12)
         await wait_projected(client, heads)
     finally:
-        for broker in brokers:
-            await broker.stop()
+        for each in consumers:
+            await each.stop()
     assert a.applied > 0
     assert b.applied > 0
     assert a.applied + b.applied == sum(heads.values())
@@ -46,12 +49,12 @@ async def test_a_dead_projectors_pending_events_are_claimed(world: tuple) -> Non
     heads = await fill(store, 4, 6)
     assert await take_everything(client, "dead") == sum(heads.values())
     live = Projector(client, store)
-    broker = Consumers(url, lambda: live, "live", claim_idle_ms=300)
-    await broker.start()
+    consumers = Consumers(url, lambda: live, "live", claim_idle_ms=300)
+    await consumers.start()
     try:
         await wait_projected(client, heads)
     finally:
-        await broker.stop()
+        await consumers.stop()
     pending = [await client.xpending(keys.feed(p), GROUP) for p in range(keys.PARTITIONS)]
     assert sum(x["pending"] for x in pending) == 0
     for story in heads:
@@ -160,3 +163,80 @@ async def test_a_failed_batch_is_logged_stays_pending_and_is_folded_by_the_claim
         (await client.xpending(keys.feed(p), GROUP))["pending"] for p in range(keys.PARTITIONS)
     ]
     assert sum(pending) == 0
+
+
+class RefusesStory(Projector):
+    """A projector that cannot fold one story's events (a bug, or an event it cannot apply)."""
+
+    story = "p-1"
+
+    async def project(self, envelopes: Any, delivered: Any = None) -> None:
+        envelopes = list(envelopes)
+        if any(e.story == self.story for e in envelopes):
+            raise ValueError(f"cannot fold {self.story}")
+        await super().project(envelopes, delivered)
+
+
+async def test_a_story_that_cannot_be_folded_holds_back_only_itself(
+    world: tuple, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One read brings every feed's events as one batch; when a story in it cannot be folded,
+    the others are still written, and only that story's entries stay pending."""
+    url, client, store = world
+    heads = await fill(store, 4, 5)  # a backlog of 40 events: one read, one batch
+    projector = RefusesStory(client, store)
+    consumers = Consumers(url, lambda: projector, "picky")
+    with caplog.at_level(logging.ERROR, logger="dateline.projector"):
+        await consumers.start()
+        try:
+            await wait_projected(client, {s: h for s, h in heads.items() if s != "p-1"})
+        finally:
+            await consumers.stop()
+    assert await ReadModel(client).version("p-1") == 0
+    assert "folding the events of ['p-1'] failed" in caplog.text
+    pending = await client.xpending(keys.feed_of("p-1"), GROUP)
+    assert pending["pending"] == heads["p-1"]
+    for story in heads.keys() - {"p-1"}:
+        await assert_state_is_a_fresh_fold(client, store, story)
+
+
+async def test_stop_ends_a_blocked_read_at_once(
+    world: tuple, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A projector asked to stop does not wait out its read's block (here 60 s)."""
+    url, client, store = world
+    monkeypatch.setattr("services.projector.consumers.POLL_MS", 60_000)
+    consumers = Consumers(url, lambda: Projector(client, store), "quick-stop")
+    await consumers.start()
+    await asyncio.sleep(0.3)  # the read is blocked on the empty feeds
+    began = time.monotonic()
+    await asyncio.wait_for(consumers.stop(), 10)
+    assert time.monotonic() - began < 10
+
+
+async def test_a_lost_group_is_made_again_and_projection_goes_on(
+    world: tuple, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The group removed from every feed under a running projector (a store emptied under
+    it, say): the projector says so, creates the group again and folds what comes next."""
+    url, client, store = world
+    heads = await fill(store, 2, 4)
+    projector = Projector(client, store)
+    consumers = Consumers(url, lambda: projector, "regrouped")
+    with caplog.at_level(logging.ERROR, logger="dateline.projector"):
+        await consumers.start()
+        try:
+            await wait_projected(client, heads)
+            for p in range(keys.PARTITIONS):
+                await client.xgroup_destroy(keys.feed(p), GROUP)
+            more = {}
+            for story in heads:
+                late = {"body": "<p>late</p>", "entry_id": "late"}
+                await store.append(story, parse_command("entry.published", late), actor="e:a")
+                more[story] = (await store.head(story))[0]
+            await wait_projected(client, more)
+        finally:
+            await consumers.stop()
+    assert "group is gone" in caplog.text
+    for story in more:
+        await assert_state_is_a_fresh_fold(client, store, story)
