@@ -23,6 +23,7 @@ import uvicorn
 
 from events.errors import PortInUse
 from services.http.app import create_app, front
+from services.http.transport import OneWriteProtocol
 from services.projector.consumers import Consumers, consumer_name
 from services.projector.feeds import trim_forever
 from services.projector.fold import Projector
@@ -86,6 +87,7 @@ def _server(settings: Settings, url: str) -> uvicorn.Server:
         log_level="warning",
         access_log=False,
         lifespan="on",
+        http=OneWriteProtocol,  # each response in one write (services/http/transport.py)
     )
     return uvicorn.Server(config)
 
