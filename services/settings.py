@@ -62,6 +62,17 @@ class Settings(BaseSettings):
     ``stale-while-revalidate`` (a stale reader page still catches up: it subscribes ``since``
     its own version)."""
 
+    write_rate: float = Field(default=20, ge=0)
+    """Writes a second each token may make, sustained (``DATELINE_WRITE_RATE``; 0: no limit)."""
+    write_burst: int = Field(default=100, ge=1)
+    """Writes a token may make at once after a quiet spell (``DATELINE_WRITE_BURST``)."""
+
+    ws_ops_rate: float = Field(default=20, ge=0)
+    """Websocket ops a second per connection, sustained (``DATELINE_WS_OPS_RATE``; 0: no limit)."""
+    ws_ops_burst: int = Field(default=200, ge=1)
+    """Websocket ops a connection may send at once (``DATELINE_WS_OPS_BURST``): a client can
+    still subscribe to its 100 stories at once."""
+
     def public_ws_url(self) -> str:
         """The websocket URL browsers and ``dateline tail`` use."""
         return self.ws_url or f"ws://{self.host}:{self.ws_port}/ws"

@@ -29,6 +29,11 @@ from services.store.record import Store
 
 ADMIN_TOKEN = "test-admin-token-not-a-secret"
 
+# The shared server writes thousands of events with one token, far past the default write limit
+# (20 a second, bursts of 100): every Dateline process the suite starts runs with the limit off,
+# unless a test turns it on for its own server (tests/services/http/test_limits.py).
+os.environ.setdefault("DATELINE_WRITE_RATE", "0")
+
 # Timing belongs in bench/, never in a test: no per-example deadline and no "too slow" health
 # check, which would fail a property on a busy CI machine for reasons that are not the code's.
 settings.register_profile("dateline", deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -101,6 +106,16 @@ def start_serve(
     environment.pop("DATELINE_REDIS_URL", None)
     return subprocess.Popen(
         args, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def start_api(redis_url: str, port: int, **env: str) -> subprocess.Popen[str]:
+    """Start ``dateline api`` alone as a child process, its output discarded."""
+    args = [sys.executable, "-m", "services", "api", "--http-port", str(port), "--redis", redis_url]
+    environment = {**os.environ, "DATELINE_ADMIN_TOKEN": ADMIN_TOKEN, **env}
+    environment.pop("DATELINE_REDIS_URL", None)
+    return subprocess.Popen(
+        args, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
 
 

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from events.errors import UsageError
-from services.cli import audit, newsroom, tokens
+from services.cli import audit, newsroom, projection, tokens
 from services.cli.errors import report, reported
 from services.settings import Settings
 
@@ -196,6 +196,7 @@ def _need_redis(**given: object) -> Settings:
 app.add_typer(tokens.app)
 newsroom.register(app)
 app.add_typer(audit.app)
+app.add_typer(projection.app)
 
 
 def main() -> None:

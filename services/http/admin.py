@@ -15,11 +15,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from events.errors import DatelineError, InvalidRequest
 from events.stamp import ROLES
-from services.http.auth import principal
+from services.http.auth import principal, writer
 from services.http.container import Services
-from services.http.parsing import json_body
+from services.http.parsing import json_body, known_story
 from services.http.responses import json_response
-from services.store import keys
+from services.store import keys, parking
 from services.store.connection import reachable
 
 
@@ -31,7 +31,7 @@ def router(services: Services) -> APIRouter:
     @routes.post("/tokens", status_code=201, tags=["admin"])
     async def create_token(request: Request) -> Response:
         """Create a token ``{role, name?}`` (admin); the token is shown only in this answer."""
-        await principal(tokens, request, "admin")
+        await writer(tokens, services.limits, request, "admin")
         body = await json_body(request, services.settings.max_body)
         role, name = body.get("role"), body.get("name")
         if not isinstance(role, str):
@@ -44,15 +44,40 @@ def router(services: Services) -> APIRouter:
     @routes.delete("/tokens/{name}", status_code=204, tags=["admin"])
     async def delete_token(name: str, request: Request) -> Response:
         """Revoke a token at once, on every server (admin)."""
-        await principal(tokens, request, "admin")
+        await writer(tokens, services.limits, request, "admin")
         await tokens.revoke(name)
         return Response(status_code=204)
 
     @routes.api_route("/healthz", methods=["GET", "HEAD"], tags=["ops"])
     async def healthz() -> Response:
-        """Liveness, with the store's reachability: 503 when it cannot be reached."""
+        """Liveness, with the store's reachability (503 when it cannot be reached) and how many
+        stories' projections are parked behind an event they cannot fold."""
         await services.store.ping()
-        return json_response({"ok": True, "store": "reachable"})
+        with reachable():
+            stuck = await parking.count(services.client)
+        return json_response(
+            {
+                "ok": True,
+                "store": "reachable",
+                "projection": "parked" if stuck else "ok",
+                "parked": stuck,
+            }
+        )
+
+    @routes.api_route("/projection/parked", methods=["GET", "HEAD"], tags=["ops"])
+    async def list_parked(request: Request) -> Response:
+        """Every story whose projection is parked, with the event and error that parked it
+        (auditor or admin)."""
+        await principal(tokens, request, "auditor")
+        with reachable():
+            return json_response({"parked": await parking.parked(services.client)})
+
+    @routes.post("/projection/parked/{story}/retry", tags=["ops"])
+    async def retry_parked(story: str, request: Request) -> Response:
+        """Unpark a story and have it folded again from where it stopped (admin)."""
+        await writer(tokens, services.limits, request, "admin")
+        with reachable():
+            return json_response(await parking.retry(services.client, known_story(story)))
 
     @routes.api_route("/metrics", methods=["GET", "HEAD"], tags=["ops"])
     async def metrics() -> Response:
@@ -67,6 +92,8 @@ def router(services: Services) -> APIRouter:
                         if g["name"] == keys.GROUP.encode():
                             lag += int(g.get("lag") or 0)
                             pending += int(g.get("pending") or 0)
+        with contextlib.suppress(DatelineError), reachable():
+            services.parked.set(await parking.count(services.client))
         services.lag.set(lag)
         services.pending.set(pending)
         services.bypassed.set(services.audit.bypassed)

@@ -13,6 +13,7 @@ from services.http.heads import Heads
 from services.http.pages import Pages
 from services.settings import Settings
 from services.store.connection import connect
+from services.store.limits import WriteLimits
 from services.store.readmodel import ReadModel
 from services.store.record import Store
 from services.store.tokens import Tokens
@@ -25,6 +26,8 @@ class Services:
     client: redis.Redis
     store: Store
     tokens: Tokens
+    limits: WriteLimits
+    """Each token's write allowance, shared with every API process on the store."""
     reads: ReadModel
     audit: Audit
     settings: Settings
@@ -37,6 +40,7 @@ class Services:
     lag: Gauge
     pending: Gauge
     bypassed: Gauge
+    parked: Gauge
 
     @classmethod
     def connect(cls, settings: Settings, url: str) -> Services:
@@ -56,6 +60,7 @@ class Services:
             client=client,
             store=store,
             tokens=Tokens(client, settings.admin_token),
+            limits=WriteLimits(store.pipe, settings.write_rate, settings.write_burst),
             reads=reads,
             audit=Audit(client, store, reads),
             settings=settings,
@@ -76,6 +81,11 @@ class Services:
             pending=Gauge(
                 "dateline_projector_pending",
                 "Events delivered to a projector and not yet acknowledged",
+                registry=registry,
+            ),
+            parked=Gauge(
+                "dateline_projector_parked",
+                "Stories whose projection is parked behind an event it cannot fold",
                 registry=registry,
             ),
             bypassed=Gauge(

@@ -6,6 +6,8 @@ then answered from the tree, and counted there (``dateline_refusals_total`` by c
 
     raised                          in the tree                    status  headers
     DatelineError, any subclass     itself                         its     Retry-After: 1 on 429, 503
+                                                                           (details.retry_after
+                                                                           when it says more)
     Starlette HTTPException 404     NotFound          not_found    404     its own
       (no such route)
     Starlette HTTPException 405     MethodNotAllowed  method_not_  405     its own (Allow)
@@ -88,7 +90,8 @@ def refusal(
     status = found.status
     headers = dict(error.headers or {}) if isinstance(error, HTTPException) else {}
     if status in (429, 503):  # "not now": say when to come back (a CDN or a tool waits that long)
-        headers["Retry-After"] = RETRY_AFTER
+        wait = found.details.get("retry_after") if isinstance(found.details, dict) else None
+        headers["Retry-After"] = str(wait) if type(wait) is int and wait >= 1 else RETRY_AFTER
     if page_codes is not None and found.code not in page_codes:
         status = status if status >= 500 else 503
         headers["Retry-After"] = PAGE_RETRY_AFTER

@@ -21,7 +21,7 @@ from pydantic import JsonValue
 from events.base import Command
 from events.decide import parse_command, parse_open
 from events.errors import BadRequest, DatelineError, IdempotencyKeyReused, InvalidEvent
-from services.http.auth import principal
+from services.http.auth import writer
 from services.http.container import Services
 from services.http.errors import refusal
 from services.http.parsing import json_body, known_story
@@ -43,7 +43,12 @@ WRITE_BODY = {"requestBody": {"required": True, "content": {JSON: {"schema": {"t
 
 def routes(services: Services) -> tuple[APIRouter, DirectWrite]:
     """The write routes, and the direct one ``front`` dispatches."""
-    tokens, store, appends = services.tokens, services.store, services.appends
+    tokens, limits, store, appends = (
+        services.tokens,
+        services.limits,
+        services.store,
+        services.appends,
+    )
     limit = services.settings.max_body
     router = APIRouter(tags=["write"])
 
@@ -81,7 +86,7 @@ def routes(services: Services) -> tuple[APIRouter, DirectWrite]:
     @router.post("/stories", status_code=201, openapi_extra=WRITE_BODY)
     async def open_story(request: Request) -> Response:
         """Open a story: appends ``story.opened`` as version 1 (editor or admin)."""
-        who = await principal(tokens, request, "editor")
+        who = await writer(tokens, limits, request, "editor")
         body = await json_body(request, limit)
         command = parse_open(body)
         return await append(request, command.story, command, who, body)
@@ -89,7 +94,7 @@ def routes(services: Services) -> tuple[APIRouter, DirectWrite]:
     @router.post("/stories/{story}/events", status_code=201, openapi_extra=WRITE_BODY)
     async def post_event(story: str, request: Request) -> Response:
         """Decide and append one event: ``{type, data, expected_version?}`` (editor or admin)."""
-        who = await principal(tokens, request, "editor")
+        who = await writer(tokens, limits, request, "editor")
         known_story(story)
         body = await json_body(request, limit)
         extra = body.keys() - EVENT_FIELDS

@@ -8,9 +8,12 @@ Rules:
   paid per event);
 - batches are folded in order, one in flight: a batch's fold and writes are started and the next
   read goes out while ``project.lua`` runs;
-- a batch that fails is folded again story by story, so one story's bad event holds back only
+- a batch that fails is folded again story by story, so one story's failure holds back only
   that story; what still fails is logged and stays pending: nothing is acknowledged but by the
   script that writes the state;
+- an event the fold cannot apply (``Unfoldable``, or a feed entry that holds no envelope) is
+  left pending for redelivery, then parked after ``MAX_DELIVERIES`` (``parked.py``): every
+  other story of its batch is written as usual;
 - a batch delivered ``CLAIM_IDLE_MS`` ago and still pending is claimed by a live projector
   (XAUTOCLAIM, ``BATCH`` at a time, folded like a batch), and at start a projector folds at once
   what provably dead consumers of this host left (docs/limits.md).
@@ -31,8 +34,9 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from events.chain import Envelope
+from services.projector import parked
 from services.projector.feeds import ensure_groups, envelopes_of
-from services.projector.fold import Projector
+from services.projector.fold import Projector, Unfoldable
 from services.store import keys
 from services.store.connection import connect
 from services.store.keys import GROUP
@@ -160,7 +164,9 @@ class Consumers:
                 envelopes: list[Envelope] = []
                 ids: list[bytes] = []
                 for feed, entries in cast("list[tuple[bytes, _Claimed]]", reply or []):
-                    found, their_ids = envelopes_of(entries)
+                    found, their_ids, bad = envelopes_of(entries)
+                    if bad:
+                        await self._unreadable(feed.decode(), bad)
                     feeds.append(feed.decode())
                     envelopes += found
                     ids += their_ids
@@ -206,7 +212,7 @@ class Consumers:
         """Fold a batch; if it fails, fold it again story by story, so that only the stories
         that fail stay pending (their error is raised once all the others are written)."""
         try:
-            await self.projector.project(envelopes, ids)
+            await self._settle(await self.projector.project(envelopes, ids), envelopes, ids)
             return
         except (RedisConnectionError, RedisTimeoutError, OSError):
             raise  # the store is away: every story would fail alike; the claim folds it later
@@ -222,12 +228,33 @@ class Consumers:
         stuck: list[str] = []
         for story, (theirs, their_ids) in by_story.items():
             try:
-                await self.projector.project(theirs, their_ids)
+                await self._settle(
+                    await self.projector.project(theirs, their_ids), theirs, their_ids
+                )
             except Exception as error:
                 stuck.append(story)
                 failed = error
         if stuck:
             raise RuntimeError(f"folding the events of {sorted(stuck)} failed") from failed
+
+    async def _settle(
+        self, poisoned: list[Unfoldable], envelopes: Sequence[Envelope], ids: Sequence[bytes]
+    ) -> None:
+        """Hand each story a batch could not fold to ``parked.handle`` with its entries."""
+        done: set[str] = set()
+        for poison in poisoned:
+            if poison.story in done:
+                continue
+            done.add(poison.story)
+            theirs = [i for e, i in zip(envelopes, ids, strict=True) if e.story == poison.story]
+            p = keys.partition(poison.story)
+            await parked.handle(self.projector.client, poison, p, theirs, self.consumer)
+
+    async def _unreadable(self, feed: str, bad: list[tuple[Unfoldable, bytes]]) -> None:
+        """Feed entries that hold no envelope: each a poison event of the feed it is on."""
+        p = int(feed.split("{", 1)[1].split("}", 1)[0])
+        for poison, entry_id in bad:
+            await parked.handle(self.projector.client, poison, p, [entry_id], self.consumer)
 
     async def _claim_forever(self) -> None:
         while not self._stopping.is_set():
@@ -267,9 +294,12 @@ class Consumers:
                     seen.update(ids)
                     # an entry trimmed from the feed meanwhile leaves the PEL (Redis 7+)
                     claimed = cast(_Claimed, await client.xclaim(feed, GROUP, me, 0, list(ids)))
-                    envelopes, found = envelopes_of(claimed)
+                    envelopes, found, bad = envelopes_of(claimed)
+                    if bad:
+                        await self._unreadable(feed, bad)
                     if found:
-                        await self.projector.project(envelopes, found)
+                        poisoned = await self.projector.project(envelopes, found)
+                        await self._settle(poisoned, envelopes, found)
                     taken += len(found)
                 if name != me:
                     await client.xgroup_delconsumer(feed, GROUP, name)
@@ -287,7 +317,9 @@ class Consumers:
                     feed, GROUP, self.consumer, self.claim_idle_ms, start, count=BATCH
                 )
                 start = reply[0]
-                envelopes, found = envelopes_of(cast(_Claimed, reply[1]))
+                envelopes, found, bad = envelopes_of(cast(_Claimed, reply[1]))
+                if bad:
+                    await self._unreadable(feed, bad)
                 if found:
                     await self._chain([feed], envelopes, found)
                     taken += len(found)

@@ -5,7 +5,8 @@ Rules:
   projector started is missed;
 - a feed is trimmed only up to the oldest entry the group has not delivered or not acknowledged;
   the record streams are never trimmed;
-- a feed entry is parsed once, where it is read or claimed.
+- a feed entry is parsed once, where it is read or claimed; one that holds no envelope is a
+  poison event of the story it names (``services/projector/parked.py``), never a stopped reader.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterable, Mapping
 import redis.asyncio as redis
 
 from events.chain import Envelope
+from services.projector.fold import Unfoldable
 from services.store import keys
 from services.store.keys import GROUP
 
@@ -71,8 +73,24 @@ def _id_key(stream_id: bytes | str) -> tuple[int, int]:
 
 def envelopes_of(
     entries: Iterable[tuple[bytes, Mapping[bytes, bytes] | None]],
-) -> tuple[list[Envelope], list[bytes]]:
-    """The envelopes of claimed feed entries and their ids (an entry without fields, if a server
-    sends one for an entry trimmed meanwhile, has nothing to fold)."""
-    found = [(i, fields) for i, fields in entries if fields]
-    return [Envelope.model_validate_json(f[DATA]) for _, f in found], [i for i, _ in found]
+) -> tuple[list[Envelope], list[bytes], list[tuple[Unfoldable, bytes]]]:
+    """The envelopes of read or claimed feed entries and their ids, and each entry that holds
+    no envelope (written around the API, or damaged) as a poison event with its id. An entry
+    without fields (one trimmed meanwhile, as a server may send) has nothing to fold."""
+    envelopes: list[Envelope] = []
+    ids: list[bytes] = []
+    bad: list[tuple[Unfoldable, bytes]] = []
+    for entry_id, fields in entries:
+        if not fields:
+            continue
+        try:
+            envelopes.append(Envelope.model_validate_json(fields[DATA]))
+        except (KeyError, ValueError) as error:
+            story = fields.get(b"s", b"").decode(errors="replace")
+            version = fields.get(b"v", b"0").decode(errors="replace")
+            reason = f"the feed entry holds no envelope: {type(error).__name__}: {error}"
+            poison = Unfoldable(story, int(version) if version.isdigit() else 0, reason, None)
+            bad.append((poison, entry_id))
+            continue
+        ids.append(entry_id)
+    return envelopes, ids, bad

@@ -10,7 +10,11 @@ Rules:
   between) has the gap read from the record: the feed is a doorbell, the record the truth;
 - the script acknowledges the feed entries with the state it writes, in one atomic step;
 - a batch costs what its events touch, never a scan of the whole story: one hash field per entry
-  plus an ordered index (docs/architecture.md, "The projector").
+  plus an ordered index (docs/architecture.md, "The projector");
+- an event the fold cannot apply (a type it does not know, data it cannot use) stops its story
+  just before it: the versions before it in the batch are written, nothing of the story is
+  acknowledged, and the event comes back as ``Unfoldable`` for the consumers to retry or park;
+  every other story of the batch is written as if it were not there.
 """
 
 from __future__ import annotations
@@ -42,6 +46,14 @@ ENTRIES_KEPT = 5_000
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _Call = tuple[scripts.ProjectKeys, list[scripts.Arg]]
+
+
+class Unfoldable(Exception):
+    """An event the fold cannot apply (a poison event): its story's projection stops before it."""
+
+    def __init__(self, story: str, version: int, reason: str, event_type: str | None) -> None:
+        super().__init__(f"{story} v{version}: {reason}")
+        self.story, self.version, self.reason, self.event_type = story, version, reason, event_type
 
 
 def _score(recorded_at: str | None) -> int:
@@ -124,8 +136,10 @@ class Projector:
 
     async def project(
         self, envelopes: Iterable[Envelope], delivered: Sequence[bytes] | None = None
-    ) -> None:
-        """Fold a batch of envelopes (any stories, any order, duplicates allowed) into state.
+    ) -> list[Unfoldable]:
+        """Fold a batch of envelopes (any stories, any order, duplicates allowed) into state;
+        the events that could not be folded, one per story at most (nothing of their stories
+        is acknowledged).
 
         ``delivered`` are the feed entry ids the envelopes came in (same order): each is
         acknowledged by the script that writes its story's state, in the same atomic step, or,
@@ -139,21 +153,27 @@ class Projector:
             if delivered is not None:
                 acks[envelope.story].append(delivered[n])
         pending = {s: [v[k] for k in sorted(v)] for s, v in stories.items()}
+        poisoned: list[Unfoldable] = []
         for _attempt in range(20):
             if not pending:
                 break
-            pending = await self._project_once(pending, acks)
+            pending = await self._project_once(pending, acks, poisoned)
         else:
             raise RuntimeError(f"projection of {sorted(pending)} kept racing another projector")
-        left = {story: ids for story, ids in acks.items() if ids}
+        held = {u.story for u in poisoned}
+        left = {story: ids for story, ids in acks.items() if ids and story not in held}
         if left:  # events already applied before: nothing was written, so acknowledge them now
             async with self.client.pipeline(transaction=False) as pipe:
                 for story, ids in left.items():
                     pipe.xack(keys.feed_of(story), GROUP, *ids)
                 await pipe.execute()
+        return poisoned
 
     async def _project_once(
-        self, stories: dict[str, list[Envelope]], acks: dict[str, list[bytes]]
+        self,
+        stories: dict[str, list[Envelope]],
+        acks: dict[str, list[bytes]],
+        poisoned: list[Unfoldable],
     ) -> dict[str, list[Envelope]]:
         loaded = await self._load(stories)
         retry: dict[str, list[Envelope]] = {}
@@ -169,8 +189,12 @@ class Projector:
                 missing = await self.store.read(story, current.version + 1, fresh[0].version - 1)
                 retry[story] = missing + fresh
                 continue
-            view, call = self._fold(story, current, fresh, acks.get(story, ()))
-            writes.append((story, fresh[0].version, view, call))
+            folded, poison = self._fold(story, current, fresh, acks.get(story, ()))
+            if poison is not None:
+                poisoned.append(poison)
+            if folded is not None:
+                view, call = folded
+                writes.append((story, fresh[0].version, view, call))
         if writes:
             results = await self._write(writes)
             for (story, first, view, _), result in zip(writes, results, strict=True):
@@ -200,9 +224,11 @@ class Projector:
 
     def _fold(
         self, story: str, current: _Loaded, events: Sequence[Envelope], acks: Sequence[bytes]
-    ) -> tuple[View, _Call]:
-        """Fold ``events`` into the story's view; the view and the ``project.lua`` call that
-        writes it and acknowledges ``acks``."""
+    ) -> tuple[tuple[View, _Call] | None, Unfoldable | None]:
+        """Fold ``events`` into the story's view: the view and the ``project.lua`` call that
+        writes it and acknowledges ``acks`` (None if not even the first event folds), and the
+        event that could not be folded, if one could not (then nothing is acknowledged)."""
+        poison: Unfoldable | None = None
         view = current.view
         changes: list[scripts.Arg] = []
         index: list[str] = []
@@ -210,7 +236,13 @@ class Projector:
         marks: list[scripts.Arg] = []
         written: dict[str, bytes] = {}  # entry id -> its JSON after the last change that names it
         for envelope in events:
-            view, change = step(view, envelope)
+            try:
+                view, change = step(view, envelope)
+            except Exception as error:  # any failure of the pure fold is this event's
+                reason = f"{type(error).__name__}: {error}"
+                poison = Unfoldable(story, envelope.version, reason, envelope.type)
+                acks = ()  # the story's feed entries stay pending: the consumers decide
+                break
             entry_json = change["entry"]
             if isinstance(entry_json, dict):  # as readers get it: also the entries hash's value
                 written[str(entry_json["entry_id"])] = orjson.dumps(entry_json)
@@ -222,6 +254,8 @@ class Projector:
                     members.append(f"{entry_id}:{envelope.version:012d}")
             if envelope.version % CHECKPOINT_EVERY == 0:
                 marks += [envelope.version, checkpoint(view, envelope)]
+        if poison is not None and view is current.view:
+            return None, poison  # not even the first event folds: nothing to write
         state = view.state
         before = current.loaded
         touched = dict.fromkeys(index)  # the entries these events name, in order
@@ -253,7 +287,7 @@ class Projector:
             checkpoints=marks,
             acks=acks,
         )
-        return view, call
+        return (view, call), poison
 
 
 def checkpoint(view: View, envelope: Envelope) -> bytes:

@@ -23,7 +23,9 @@ bytes and reads the store, as websockets' ``asyncio/connection.py`` does for its
   nothing from it for ``STALL_TIMEOUT`` while it owes anything, is closed with 1013, so it never
   delays anyone else and never holds memory for long; it resumes with ``since``;
 - limits: frames in at most ``MAX_FRAME`` bytes (1009 beyond), ``MAX_SUBSCRIPTIONS`` stories a
-  connection (``too_many_subscriptions``), an Origin allow-list, compression off, heartbeat pings.
+  connection (``too_many_subscriptions``), ops a second per connection (``rate_limited`` past its
+  allowance, 1008 for a flood: ``services.realtime.allowance``), an Origin allow-list,
+  compression off, heartbeat pings.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,12 +48,14 @@ from websockets.protocol import State
 from events.errors import (
     BadRequest,
     DatelineError,
+    RateLimited,
     StoreUnavailable,
     TooManySubscriptions,
     UnknownStory,
 )
 from events.ids import is_id
 from projections.story import DEFAULT_LIMIT
+from services.realtime.allowance import FLOOD, Ops, Verdict
 from services.realtime.backlog import STALL_TIMEOUT, Backlog
 from services.realtime.frames import (
     PONG,
@@ -117,6 +122,8 @@ class Client:
     """
 
     connection: ServerConnection
+    ops: Ops = field(default_factory=lambda: Ops.of(0, 1))
+    """The connection's op allowance (the gateway's ``ops_rate`` and ``ops_burst``)."""
     stories: set[str] = field(default_factory=set)
     backlog: Backlog = field(default_factory=Backlog)
     flusher: asyncio.Task[None] | None = None
@@ -219,8 +226,16 @@ class Channel:
 class Gateway:
     """Tails the change streams and serves subscribers."""
 
-    def __init__(self, client: redis.Redis, origins: Iterable[str] | None = None) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        origins: Iterable[str] | None = None,
+        *,
+        ops_rate: float = 0,
+        ops_burst: int = 1,
+    ) -> None:
         self.client = client
+        self.ops_rate, self.ops_burst = ops_rate, ops_burst
         self.reads = ReadModel(client)
         self.origins = list(origins) if origins is not None else None
         self.channels: dict[str, Channel] = {}
@@ -511,7 +526,7 @@ class Gateway:
     # -- connections ---------------------------------------------------------------------------
 
     async def handle(self, connection: ServerConnection) -> None:
-        client = Client(connection)
+        client = Client(connection, Ops.of(self.ops_rate, self.ops_burst))
         self.clients.add(client)
         try:
             async for message in connection:
@@ -522,7 +537,22 @@ class Gateway:
             self.drop(client)
 
     async def on_message(self, client: Client, message: str | bytes) -> None:
-        """One client frame: its op performed, or its refusal as an error frame."""
+        """One client frame: its op performed, or its refusal as an error frame; a flood closes
+        the connection (1008)."""
+        if client.closed:
+            return
+        verdict = client.ops.judge(time.monotonic())
+        if verdict is not Verdict.PERFORM:
+            if verdict is Verdict.CLOSE:
+                client.close(1008, f"more than {FLOOD} times {self.ops_rate:g} frames a second")
+            else:
+                refused = RateLimited(
+                    f"at most {self.ops_rate:g} ops a second (bursts of {self.ops_burst});"
+                    " this one was not performed",
+                    {"rate": self.ops_rate, "burst": self.ops_burst},
+                )
+                client.send(error_frame(refused, None))
+            return
         story: str | None = None
         try:
             request = parse_request(message)

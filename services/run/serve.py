@@ -147,7 +147,12 @@ async def run(
         say(f"store: {store_line}")
         if gateway:
             hub_client = connect(url)
-            hub = Gateway(hub_client, settings.allowed_origins())
+            hub = Gateway(
+                hub_client,
+                settings.allowed_origins(),
+                ops_rate=settings.ws_ops_rate,
+                ops_burst=settings.ws_ops_burst,
+            )
             await hub.start(settings.host, settings.ws_port, sock=ws_socket)
             say(f"gateway: {settings.public_ws_url()}")
         if extra is not None:

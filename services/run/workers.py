@@ -91,7 +91,12 @@ def gateway(settings: Settings, url: str, sock: socket.socket) -> Body:
 
     async def body(ready: Ready) -> None:
         client = connect(url)
-        hub = Gateway(client, settings.allowed_origins())
+        hub = Gateway(
+            client,
+            settings.allowed_origins(),
+            ops_rate=settings.ws_ops_rate,
+            ops_burst=settings.ws_ops_burst,
+        )
         try:
             await hub.start(settings.host, settings.ws_port, sock=sock)
             ready()

@@ -45,6 +45,17 @@ def feed(p: int) -> str:
     return f"dateline:{{{p}}}:feed"
 
 
+def dead(p: int) -> str:
+    """Partition ``p``'s dead letters: every event a projector parked, with its error (a stream,
+    kept: it is the incident's record)."""
+    return f"dateline:{{{p}}}:dead"
+
+
+def parked(p: int) -> str:
+    """Hash: each story of partition ``p`` whose projection is parked -> what parked it (JSON)."""
+    return f"dateline:{{{p}}}:parked"
+
+
 def feed_of(story: str) -> str:
     return feed(partition(story))
 
@@ -113,3 +124,8 @@ TOKEN_NAMES = "dateline:{tokens}:names"  # noqa: S105 - a key name, not a secret
 """Hash: token name -> SHA-256 of the token."""
 TOKEN_REVOKED = "dateline:tokens:revoked"  # noqa: S105 - a channel name
 """Pub/sub channel: a revoked token's hash, so every server drops it from its cache at once."""
+
+
+def write_bucket(token_hash: str) -> str:
+    """A token's write allowance (``rate.lua``): kept in memory only, never in the record."""
+    return f"dateline:rate:{token_hash}"

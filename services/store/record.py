@@ -28,6 +28,7 @@ from events.decide import decide
 from events.errors import (
     DatelineError,
     IdempotencyKeyReused,
+    InvalidState,
     VersionConflict,
 )
 from events.facts import StoryFacts
@@ -203,7 +204,15 @@ class Store:
             self._facts.popitem(last=False)
         if refresh:
             async for envelope in self.iterate(story, cached.facts.version + 1):
-                cached.facts = facts_fold.apply(cached.facts, envelope)
+                try:
+                    cached.facts = facts_fold.apply(cached.facts, envelope)
+                except Exception as error:  # a poison event in the record: no decision is sound
+                    raise InvalidState(
+                        f"story {story!r} holds an event this server cannot fold (version "
+                        f"{envelope.version}, {envelope.type}: {type(error).__name__}); writes "
+                        "to it are refused until that is fixed",
+                        {"version": envelope.version, "type": envelope.type},
+                    ) from None
                 cached.recorded_at = envelope.recorded_at
         return cached.facts
 

@@ -31,6 +31,7 @@ APPEND = _source("append.lua")
 PROJECT = _source("project.lua")
 CREATE_TOKEN = _source("create_token.lua")
 READ_PAGE = _source("read_page.lua")
+RATE = _source("rate.lua")
 
 
 class AppendKeys(NamedTuple):
@@ -173,3 +174,9 @@ def read_page(story: str, *, high: str, count: int) -> tuple[list[str], list[Arg
     """KEYS and ARGV of ``read_page.lua``: ``count`` entries of ``story``'s page, newest first,
     published at or below ``high`` (``'+inf'``, or ``'(<before>'``), with its meta, atomically."""
     return [keys.meta(story), keys.order(story), keys.entries(story)], [high, count]
+
+
+def rate(bucket: str, *, interval_us: int, burst: int) -> tuple[list[str], list[Arg]]:
+    """KEYS and ARGV of ``rate.lua``: take one write from ``bucket``, which refills one write
+    every ``interval_us`` microseconds up to ``burst``."""
+    return [bucket], [interval_us, burst]

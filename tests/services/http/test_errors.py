@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -19,7 +16,7 @@ from starlette.exceptions import HTTPException
 from events.errors import DatelineError, VersionConflict
 from services.http.errors import refusal
 from services.store import keys
-from tests.conftest import ADMIN_TOKEN, ROOT, free_port
+from tests.conftest import ADMIN_TOKEN, free_port, start_api
 from tests.services.http.conftest import error_code, open_story
 
 
@@ -169,13 +166,7 @@ async def test_an_unexpected_exception_in_a_route_is_the_contracts_500_without_a
 def api_without_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A running ``dateline api`` whose store cannot be reached (nothing listens there)."""
     port = free_port()
-    args = [sys.executable, "-m", "services", "api", "--http-port", str(port)]
-    args += ["--redis", f"redis://127.0.0.1:{free_port()}"]
-    env = {**os.environ, "DATELINE_ADMIN_TOKEN": ADMIN_TOKEN}
-    env.pop("DATELINE_REDIS_URL", None)
-    proc = subprocess.Popen(
-        args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    proc = start_api(f"redis://127.0.0.1:{free_port()}", port)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20

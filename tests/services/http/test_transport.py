@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import socket
+import time
 from urllib.parse import urlsplit
+
+import pytest
+
+from tests.conftest import ADMIN_TOKEN
 
 
 def _connect(api_url: str) -> socket.socket:
@@ -53,3 +58,44 @@ def test_an_error_before_the_body_is_read_still_arrives(api_url: str) -> None:
     )
     assert len(payload) == length
     assert b'"unauthorized"' in payload
+
+
+def _slow_oversized_post(api_url: str, size: int, close: bool) -> bytes:
+    """POST a body of ``size`` bytes in 256 KiB pieces with pauses, reading nothing until all
+    of it is sent (as most clients do); what came back."""
+    head = (
+        "POST /stories/s/events HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {ADMIN_TOKEN}\r\nContent-Length: {size}\r\n"
+        + ("Connection: close\r\n" if close else "")
+        + "\r\n"
+    )
+    piece = b" " * (256 * 1024)
+    with _connect(api_url) as sock:
+        sock.sendall(head.encode())
+        sent = 0
+        while sent < size:
+            chunk = piece[: size - sent]
+            sock.sendall(chunk)
+            sent += len(chunk)
+            time.sleep(0.005)
+        sock.settimeout(10)
+        if close:
+            return _read_all(sock)
+        answer = b""
+        while b"}}" not in answer:
+            chunk = sock.recv(65536)
+            assert chunk, "closed before the answer"
+            answer += chunk
+        return answer
+
+
+@pytest.mark.parametrize("close", [True, False], ids=["connection-close", "keep-alive"])
+@pytest.mark.parametrize("mib", [2, 10])
+def test_an_oversized_body_gets_its_whole_413_while_still_being_sent(
+    api_url: str, mib: int, close: bool
+) -> None:
+    """A body over the limit is answered 413 at once, and the answer is not lost to a reset
+    while the client is still sending: the rest of the body is read and dropped first."""
+    answer = _slow_oversized_post(api_url, mib * 1024 * 1024, close)
+    assert answer.startswith(b"HTTP/1.1 413")
+    assert b'"payload_too_large"' in answer

@@ -16,7 +16,7 @@ import redis.asyncio as redis
 
 from events.decide import parse_command
 from services.projector.consumers import Consumers
-from services.projector.fold import Projector
+from services.projector.fold import Projector, Unfoldable
 from services.store import keys
 from services.store.keys import GROUP
 from services.store.readmodel import ReadModel
@@ -134,11 +134,11 @@ class FailsOnce(Projector):
 
     failed = 0
 
-    async def project(self, envelopes: Any, delivered: Any = None) -> None:
+    async def project(self, envelopes: Any, delivered: Any = None) -> list[Unfoldable]:
         if not self.failed:
             self.failed += 1
             raise ConnectionError("the store went away")
-        await super().project(envelopes, delivered)
+        return await super().project(envelopes, delivered)
 
 
 async def test_a_failed_batch_is_logged_stays_pending_and_is_folded_by_the_claimer(
@@ -170,11 +170,11 @@ class RefusesStory(Projector):
 
     story = "p-1"
 
-    async def project(self, envelopes: Any, delivered: Any = None) -> None:
+    async def project(self, envelopes: Any, delivered: Any = None) -> list[Unfoldable]:
         envelopes = list(envelopes)
         if any(e.story == self.story for e in envelopes):
             raise ValueError(f"cannot fold {self.story}")
-        await super().project(envelopes, delivered)
+        return await super().project(envelopes, delivered)
 
 
 async def test_a_story_that_cannot_be_folded_holds_back_only_itself(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import re
 import socket
@@ -433,3 +434,35 @@ async def test_a_crowd_joining_one_story_shares_its_snapshot_reads(
     finally:
         for c in crowd + later:
             await c.close()
+
+
+async def test_ops_past_the_burst_are_refused_and_not_performed(ws_url: str) -> None:
+    """At the defaults (20 ops a second, bursts of 200), 250 frames at once: 200 performed, the
+    other 50 answered ``rate_limited`` and not performed; the connection stays open."""
+    async with connect(ws_url) as c:
+        for _ in range(250):
+            await c.send('{"op": "ping"}')
+        replies = [await recv(c) for _ in range(250)]
+        kinds = [r.get("code", r["type"]) for r in replies]
+        assert kinds.count("pong") == 200
+        assert kinds.count("rate_limited") == 50
+        await asyncio.sleep(0.2)  # four ops' worth of allowance again
+        await c.send('{"op": "ping"}')
+        assert await recv(c) == {"type": "pong"}
+
+
+async def test_a_flood_of_malformed_frames_is_closed_1008(ws_url: str) -> None:
+    """10,000 malformed frames as fast as they go: each answered until the flood allowance is
+    spent, then the connection is closed with 1008 (policy violation), long before the end."""
+    async with connect(ws_url) as c:
+        sent = 0
+        with contextlib.suppress(ConnectionClosed):
+            for _ in range(10_000):
+                await c.send("not json")
+                sent += 1
+        answered = 0
+        with contextlib.suppress(ConnectionClosed):  # 1008 is not a normal close
+            async for _ in c:  # what was answered before the close
+                answered += 1
+        assert c.close_code == 1008
+        assert answered < 1_000
