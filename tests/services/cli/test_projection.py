@@ -14,9 +14,9 @@ from services.projector.feeds import ensure_groups
 from services.projector.fold import Projector
 from services.store import keys
 from services.store.record import Store
-from tests.conftest import ADMIN_TOKEN, free_port, start_api
+from tests.conftest import ADMIN_TOKEN, free_port, start_api, wait_ready
 from tests.services.cli.dateline import dateline
-from tests.services.http.test_limits import a_token, wait_healthy
+from tests.services.http.test_limits import a_token
 from tests.services.projector.test_parked import wait_parked, write_around_the_api
 
 
@@ -41,7 +41,7 @@ async def test_a_parked_story_is_reported_everywhere_and_retried_by_the_desk(
     proc = start_api(isolated_url, port)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(proc, base)
+        wait_ready(proc, base)
         http = httpx.AsyncClient(base_url=base)
         health = (await http.get("/healthz")).json()
         assert health == {"ok": True, "store": "reachable", "projection": "parked", "parked": 1}

@@ -3,7 +3,6 @@ and one allowance for every API process on the store (CONTRACT second edition, "
 
 from __future__ import annotations
 
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -11,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, free_port, start_api
+from tests.conftest import ADMIN_TOKEN, free_port, start_api, wait_ready
 
 RATE, BURST = "0.5", "4"
 """One write every 2 s after a burst of 4: slow enough that no write is freed during a test."""
@@ -28,25 +27,12 @@ def two_apis(redis_url: str) -> Iterator[tuple[str, str]]:
     bases = tuple(f"http://127.0.0.1:{port}" for port in ports)
     try:
         for proc, base in zip(procs, bases, strict=True):
-            wait_healthy(proc, base)
+            wait_ready(proc, base)
         yield bases[0], bases[1]
     finally:
         for proc in procs:
             proc.terminate()
             proc.wait(10)
-
-
-def wait_healthy(proc: subprocess.Popen[str], base: str) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "dateline api exited"
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("dateline api did not become ready")
 
 
 def a_token(base: str, role: str = "editor") -> str:
