@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run serve test lint format bench clean
+.PHONY: run serve test lint format bench soak clean
 
 $(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test: lint ## lint, then the whole suite against the real server (and a real Chr
 	@$(VENV)/bin/pytest; status=$$?; \
 	if [ -f test-artifacts/browser-skipped.txt ]; then echo; echo "*** $$(cat test-artifacts/browser-skipped.txt)"; fi; \
 	exit $$status
+
+soak: $(VENV)/.test ## the fault suite with its long loop counts, ending with a table of its figures
+	@mkdir -p test-artifacts
+	DATELINE_SOAK=1 DATELINE_FIGURES_FILE=test-artifacts/figures.txt $(VENV)/bin/pytest tests/faults -p no:cacheprovider -o timeout=3600
 
 bench: $(VENV)/.test ## every benchmark, each printing its table and its floors
 	$(PY) -m bench

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable
 
 import httpx
 
@@ -17,7 +18,10 @@ WRITERS = 16
 VERSIONS = 500
 
 
-async def test_exactly_one_writer_wins_each_version(http: httpx.AsyncClient, story_id: str) -> None:
+async def test_exactly_one_writer_wins_each_version(
+    http: httpx.AsyncClient, story_id: str, figure: Callable[[str, str], None]
+) -> None:
+    """Sixteen writers race for each of 500 versions: one wins each, the rest get 409."""
     await open_story(http, story_id)
     winners: list[str] = []
     losers = 0
@@ -48,7 +52,8 @@ async def test_exactly_one_writer_wins_each_version(http: httpx.AsyncClient, sto
     assert [e["hash"] for e in history[1:]] == winners  # every winner, and only them
     for before, after in itertools.pairwise(history):
         assert after["prev_hash"] == before["hash"]
-    print(
-        f"\nraces: {VERSIONS} versions x {WRITERS} writers: exactly one winner each "
-        f"({VERSIONS} of {VERSIONS}), {losers} refused with version_conflict, gaps 0"
+    figure(
+        "races",
+        f"{VERSIONS} versions x {WRITERS} writers: exactly one winner each "
+        f"({VERSIONS} of {VERSIONS}), {losers} refused with version_conflict, gaps 0",
     )

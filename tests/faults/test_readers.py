@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -68,8 +69,9 @@ async def read(ws_url: str, story: str, reader: Reader, last: int) -> None:
 
 
 async def test_readers_dropped_mid_burst_resume_with_no_gap_duplicate_or_reorder(
-    ws_url: str, store: Store, story_id: str
+    ws_url: str, store: Store, story_id: str, figure: Callable[[str, str], None]
 ) -> None:
+    """200 readers dropped once mid-burst and resumed with since: no gap, duplicate or reset."""
     await store.append(story_id, parse_open({"story": story_id, "title": "Burst"}), actor="e:a")
     await ReadModel(store.client).wait_for(story_id, 1, 15.0)
     last = 1 + BURST
@@ -85,10 +87,11 @@ async def test_readers_dropped_mid_burst_resume_with_no_gap_duplicate_or_reorder
     duplicates = sum(r.duplicates for r in readers)
     reorders = sum(r.versions != sorted(r.versions) for r in readers)
     resets = sum(r.resets for r in readers)
-    print(
-        f"\nreaders under faults: {READERS} readers, {sum(r.reconnects for r in readers)} dropped"
+    figure(
+        "readers dropped",
+        f"{READERS} readers, {sum(r.reconnects for r in readers)} dropped"
         f" and resumed with since during {BURST} events: gaps {gaps}, duplicates {duplicates},"
-        f" reorders {reorders}, reset snapshots {resets}"
+        f" reorders {reorders}, reset snapshots {resets}",
     )
     assert all(r.reconnects == 1 for r in readers)
     assert (gaps, duplicates, reorders, resets) == (0, 0, 0, 0)
