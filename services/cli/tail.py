@@ -10,7 +10,9 @@ Rules (CONTRACT "Websocket gateway"):
 - at start, a gateway that does not answer after a short retry ends the tail
   (``GatewayUnreachable``, exit 3); an ``unknown_story`` error frame ends it (``UnknownStory``,
   exit 2), as does a URL that is not a websocket URL (``UsageError``); Ctrl-C ends it (exit 0).
-  A ``store_unavailable`` frame (``StoreUnavailable``) is a lost connection: resumed like one.
+  A ``store_unavailable`` frame (``StoreUnavailable``) is a lost connection: resumed like one,
+  unless it says ``"subscribed": true`` (the store is away, the subscription stays): a notice,
+  as is the ``resumed`` frame that follows.
   Messages go to stderr, the story to stdout.
 """
 
@@ -114,11 +116,17 @@ class Follower:
                 cls = BY_CODE.get(code, DatelineError)  # the tree's class for the frame's code
                 if issubclass(cls, UnknownStory):
                     raise cls(text or f"story {self.story!r} does not exist")  # exit 2
+                if frame.get("subscribed"):  # the store is away; the subscription stays
+                    self.on_notice(f"gateway: {text}")
+                    continue
                 if issubclass(cls, StoreUnavailable):
                     raise cls(text)  # a lost store is a lost connection: resumed like one
                 self.on_notice(f"gateway error {code}: {text}")
                 continue
             if frame.get("story") != self.story:
+                continue
+            if kind == "resumed":
+                self.on_notice("gateway: the store is back")
                 continue
             if kind == "snapshot":
                 self.version = int(frame["version"])

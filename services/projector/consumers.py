@@ -329,7 +329,11 @@ class Consumers:
 
 
 def _report(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and (error := task.exception()) is not None:
+    if task.cancelled() or (error := task.exception()) is None:
+        return
+    if isinstance(error, RedisConnectionError | RedisTimeoutError | OSError):  # not a bug
+        log.warning("folding a batch failed (%s); its entries stay pending", error)
+    else:
         log.error(
             "folding a batch failed; its entries stay pending and are claimed again",
             exc_info=error,

@@ -32,6 +32,25 @@ def error_frame(error: DatelineError, story: str | None = None) -> bytes:
     return orjson.dumps(body)
 
 
+def away_frame(story: str) -> bytes:
+    """The notice to a subscriber that the store is away: ``store_unavailable``, with
+    ``"subscribed": true`` because the subscription stays (docs/api.md "Websocket", an extension):
+    changes resume in order, with no gap, once the store is back (``resumed_frame``)."""
+    body: dict[str, JsonValue] = {
+        "type": "error",
+        "code": "store_unavailable",
+        "message": "the store is unreachable: changes resume when it is back",
+        "story": story,
+        "subscribed": True,
+    }
+    return orjson.dumps(body)
+
+
+def resumed_frame(story: str) -> bytes:
+    """The notice that the store is back and changes flow again (after an ``away_frame``)."""
+    return orjson.dumps({"type": "resumed", "story": story})
+
+
 def snapshot_frame(story: str, state: dict[str, JsonValue], reset: bool) -> tuple[int, bytes]:
     """A story's first page as a snapshot message (``reset`` when it replaces what came before),
     framed, with its version."""

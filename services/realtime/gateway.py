@@ -5,6 +5,10 @@ bytes and reads the store, as websockets' ``asyncio/connection.py`` does for its
 - the tail follows every partition's changes stream (XREAD BLOCK) from the last entry each held
   when it started, so no change projected after the gateway starts is skipped, and hands each
   change to its story's channel (CONTRACT.md "Websocket gateway");
+- when a tail read fails (the store is away), every subscriber is told once (a
+  ``store_unavailable`` error frame with ``"subscribed": true``) and keeps its subscription; the
+  tail goes on from the entries it last held, so once the store is back (a ``resumed`` frame)
+  changes arrive in order with no gap, and no crowd of readers reconnects at once;
 - a channel's live subscribers share one ``Subscription`` (the group): a change that follows the
   group's version is framed once and written to every live client, a comparison and a write each;
   anything else (a hole the tail left, a duplicate) goes through the group's rules, and a hole is
@@ -59,9 +63,11 @@ from services.realtime.allowance import FLOOD, Ops, Verdict
 from services.realtime.backlog import STALL_TIMEOUT, Backlog
 from services.realtime.frames import (
     PONG,
+    away_frame,
     changes_of,
     error_frame,
     parse_request,
+    resumed_frame,
     snapshot_frame,
     wire,
 )
@@ -241,6 +247,9 @@ class Gateway:
         self.channels: dict[str, Channel] = {}
         self.clients: set[Client] = set()
         self.delivered = 0
+        self.away = False
+        """Whether the tail's last read failed: its subscribers were told, and are told again
+        when it is back (``away_frame``, ``resumed_frame``)."""
         self._reading = asyncio.Semaphore(READS_AT_ONCE)
         self._tasks: set[asyncio.Task[None]] = set()
         self._tail: asyncio.Task[None] | None = None
@@ -280,8 +289,10 @@ class Gateway:
                 raise
             except Exception as error:
                 log.warning("change tail failed: %s", error)
+                self._tell(away=True)
                 await asyncio.sleep(0.5)
                 continue
+            self._tell(away=False)
             for stream, entries in replies:
                 name = stream.decode() if isinstance(stream, bytes) else stream
                 for entry_id, fields in entries:
@@ -289,6 +300,17 @@ class Gateway:
                     story = fields[b"s"].decode()
                     for version, change in changes_of(fields):
                         self.deliver(story, version, change)
+
+    def _tell(self, *, away: bool) -> None:
+        """On a change of the tail's fortune, tell every subscriber of every channel: the store
+        is away (their subscriptions stay), or back. Nothing is sent while nothing changed."""
+        if away == self.away:
+            return
+        self.away = away
+        for story, channel in self.channels.items():
+            notice = away_frame(story) if away else resumed_frame(story)
+            for client in [*channel.live, *channel.joining]:
+                client.send(notice)
 
     def deliver(self, story: str, version: int, change: bytes) -> None:
         """One change from the tail: to every live subscriber, and to every joiner's rules."""

@@ -8,6 +8,8 @@ Rules:
 - a Redis-protocol server answers in order, so the answers resolve the callers in that order;
 - commands a caller has ready together (a projector batch's stories) leave in one write
   (``execute_many``), so the server takes them in one turn;
+- an error reply raises what redis-py raises for it (``server_error``), so a server still
+  loading its data after a restart is "not now" (``store_unavailable``), as a lost connection is;
 - a lost connection fails every call in flight with a connection error (``store_unavailable``
   to the caller); the next call opens a new one;
 - everything else (reads, consumer groups, the gateway) stays on redis-py, and so do
@@ -24,9 +26,18 @@ from typing import Any
 
 import hiredis
 import redis.asyncio as redis
+from redis._parsers.base import BaseParser
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
+
+
+def server_error(text: str) -> ResponseError:
+    """An error reply as the exception redis-py raises for it: ``LOADING`` (a restarted server
+    still reading its append-only file) is ``BusyLoadingError``, a connection error, so callers
+    answer ``store_unavailable``; ``NOSCRIPT`` is ``NoScriptError``, and so on."""
+    found: ResponseError = BaseParser.parse_error(text)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped; its own table of error prefixes
+    return found
 
 
 class _Wire(asyncio.Protocol):
@@ -71,8 +82,7 @@ class _Wire(asyncio.Protocol):
             if future.done():  # its caller was cancelled: the answer is dropped
                 continue
             if isinstance(reply, ResponseError):
-                text = str(reply)
-                future.set_exception(NoScriptError(text) if text.startswith("NOSCRIPT") else reply)
+                future.set_exception(server_error(str(reply)))
             else:
                 future.set_result(reply)
 

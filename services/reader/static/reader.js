@@ -503,8 +503,12 @@
       }
       if (message.story_meta) applyMeta(message.story_meta);
       setVersion(message.version);
+    } else if (message.type === "resumed") {
+      showConnection("live"); // the store is back: changes flow again, in order
     } else if (message.type === "error") {
-      if (message.code === "unknown_story") {
+      if (message.subscribed) {
+        showConnection("reconnecting"); // the store is away; the subscription stays
+      } else if (message.code === "unknown_story") {
         showConnection("gone");
         stop();
       } else {

@@ -149,7 +149,7 @@ async def test_a_failed_batch_is_logged_stays_pending_and_is_folded_by_the_claim
     heads = await fill(store, 3, 5)
     projector = FailsOnce(client, store)
     consumers = Consumers(url, lambda: projector, "flaky", claim_idle_ms=300)
-    with caplog.at_level(logging.ERROR, logger="dateline.projector"):
+    with caplog.at_level(logging.WARNING, logger="dateline.projector"):
         await consumers.start()
         try:
             await wait_projected(client, heads)
