@@ -22,6 +22,7 @@ import redis.asyncio as redis
 import uvicorn
 
 from events.errors import PortInUse
+from services.http import security
 from services.http.app import create_app, front
 from services.http.transport import OneWriteProtocol
 from services.projector.consumers import Consumers, consumer_name
@@ -79,6 +80,15 @@ async def bootstrap_admin(url: str, settings: Settings) -> None:
         await client.aclose()
 
 
+class Secured(uvicorn.Server):
+    """uvicorn's server, whose default headers (the security headers) are in place before it
+    accepts a connection: uvicorn itself sets them on its first tick, after it listens."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self.server_state.default_headers = list(self.config.encoded_headers)
+        await super().startup(sockets)
+
+
 def _server(settings: Settings, url: str) -> uvicorn.Server:
     config = uvicorn.Config(
         front(create_app(settings, url)),
@@ -88,8 +98,9 @@ def _server(settings: Settings, url: str) -> uvicorn.Server:
         access_log=False,
         lifespan="on",
         http=OneWriteProtocol,  # each response in one write (services/http/transport.py)
+        headers=security.headers(settings),  # on every answer, made once (http/security.py)
     )
-    return uvicorn.Server(config)
+    return Secured(config)
 
 
 async def _serve_http(server: uvicorn.Server, sock: socket.socket | None) -> None:
