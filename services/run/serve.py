@@ -30,7 +30,7 @@ from services.projector.feeds import trim_forever
 from services.projector.fold import Projector
 from services.realtime.gateway import Gateway
 from services.settings import Settings
-from services.store.connection import connect
+from services.store.connection import connect, redacted
 from services.store.embedded import EmbeddedValkey
 from services.store.record import Store
 from services.store.tokens import Tokens
@@ -154,7 +154,7 @@ async def run(
         if projector:
             projection = Projection(url)
             await projection.start()
-        store_line = f"embedded Valkey, data in {embedded.data_dir}" if embedded else url
+        store_line = f"embedded Valkey, data in {embedded.data_dir}" if embedded else redacted(url)
         say(f"store: {store_line}")
         if gateway:
             hub_client = connect(url)
