@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     ``stale-while-revalidate`` (a stale reader page still catches up: it subscribes ``since``
     its own version)."""
 
+    hsts_seconds: int = Field(default=0, ge=0)
+    """``Strict-Transport-Security: max-age`` on every HTTP answer, in seconds; 0: not sent. Set
+    it when TLS ends at the balancer (``services/http/security.py``; browsers ignore it over
+    plain http)."""
+
     write_rate: float = Field(default=20, ge=0)
     """Writes a second each token may make, sustained (``DATELINE_WRITE_RATE``; 0: no limit)."""
     write_burst: int = Field(default=100, ge=1)

@@ -144,10 +144,10 @@ def _static_files() -> dict[str, tuple[Ready, Ready]]:
     served: dict[str, tuple[Ready, Ready]] = {}
     for name, body in _ASSETS.files.items():
         etag, kind = f'"{_ASSETS.hashes[name]}"', _ASSETS.TYPES[name]
-        nosniff = {"X-Content-Type-Options": "nosniff", "Vary": "Accept-Encoding"}
+        vary = {"Vary": "Accept-Encoding"}  # nosniff is on every answer (http/security.py)
         pair = (
-            Ready(0, body, kind, etag, {"Cache-Control": IMMUTABLE, **nosniff}),
-            Ready(0, body, kind, etag, {"Cache-Control": REVALIDATE, **nosniff}),
+            Ready(0, body, kind, etag, {"Cache-Control": IMMUTABLE, **vary}),
+            Ready(0, body, kind, etag, {"Cache-Control": REVALIDATE, **vary}),
         )
         for ready in pair:  # compressed now, at the best quality: once per process
             ready.compress_now()

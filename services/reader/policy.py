@@ -87,12 +87,10 @@ def content_security_policy(loader: str, ws_url: str) -> str:
 
 
 def page_headers(loader: str, ws_url: str) -> dict[str, str]:
-    """The headers of every page: its policy, no sniffing, a careful referrer.
+    """The headers of every page: its policy.
 
-    How long it may be cached is the caller's to say (``services.http.pages``).
+    No sniffing, framing by this origin only and a careful referrer are on every answer
+    (``services/http/security.py``); how long a page may be cached is the caller's to say
+    (``services.http.pages``).
     """
-    return {
-        "Content-Security-Policy": content_security_policy(loader, ws_url),
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "strict-origin-when-cross-origin",
-    }
+    return {"Content-Security-Policy": content_security_policy(loader, ws_url)}

@@ -22,6 +22,7 @@ import redis.asyncio as redis
 import uvicorn
 
 from events.errors import PortInUse
+from services.http import security
 from services.http.app import create_app, front
 from services.http.transport import OneWriteProtocol
 from services.projector.consumers import Consumers, consumer_name
@@ -29,7 +30,7 @@ from services.projector.feeds import trim_forever
 from services.projector.fold import Projector
 from services.realtime.gateway import Gateway
 from services.settings import Settings
-from services.store.connection import connect
+from services.store.connection import connect, redacted
 from services.store.embedded import EmbeddedValkey
 from services.store.record import Store
 from services.store.tokens import Tokens
@@ -79,6 +80,15 @@ async def bootstrap_admin(url: str, settings: Settings) -> None:
         await client.aclose()
 
 
+class Secured(uvicorn.Server):
+    """uvicorn's server, whose default headers (the security headers) are in place before it
+    accepts a connection: uvicorn itself sets them on its first tick, after it listens."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self.server_state.default_headers = list(self.config.encoded_headers)
+        await super().startup(sockets)
+
+
 def _server(settings: Settings, url: str) -> uvicorn.Server:
     config = uvicorn.Config(
         front(create_app(settings, url)),
@@ -88,8 +98,9 @@ def _server(settings: Settings, url: str) -> uvicorn.Server:
         access_log=False,
         lifespan="on",
         http=OneWriteProtocol,  # each response in one write (services/http/transport.py)
+        headers=security.headers(settings),  # on every answer, made once (http/security.py)
     )
-    return uvicorn.Server(config)
+    return Secured(config)
 
 
 async def _serve_http(server: uvicorn.Server, sock: socket.socket | None) -> None:
@@ -143,7 +154,7 @@ async def run(
         if projector:
             projection = Projection(url)
             await projection.start()
-        store_line = f"embedded Valkey, data in {embedded.data_dir}" if embedded else url
+        store_line = f"embedded Valkey, data in {embedded.data_dir}" if embedded else redacted(url)
         say(f"store: {store_line}")
         if gateway:
             hub_client = connect(url)

@@ -50,6 +50,7 @@ from services.run.serve import (
     say,
 )
 from services.settings import Settings
+from services.store.connection import redacted
 from services.store.embedded import EmbeddedValkey
 
 STOP_TIMEOUT = 10.0
@@ -337,7 +338,8 @@ def main(
             embedded = EmbeddedValkey(settings.data_dir, fsync=settings.fsync)
             url = embedded.start()
         run_loop(bootstrap_admin(url, settings))
-        say(f"store: {f'embedded Valkey, data in {embedded.data_dir}' if embedded else url}")
+        where = f"embedded Valkey, data in {embedded.data_dir}" if embedded else redacted(url)
+        say(f"store: {where}")
         crew = [
             Worker(
                 "api" if n == 1 else f"api-{n}", workers.api(settings, url, http_socket),

@@ -27,7 +27,7 @@ from typing import Any
 import uvicorn
 
 from services.realtime.gateway import Gateway
-from services.run.serve import Extra, Projection, _serve_http, _server
+from services.run.serve import Extra, Projection, Secured, _serve_http, _server
 from services.settings import Settings
 from services.store.connection import connect, reachable
 
@@ -47,7 +47,7 @@ async def stopped() -> None:
     await stop.wait()
 
 
-class _Announcing(uvicorn.Server):
+class _Announcing(Secured):
     """uvicorn's server, saying it is ready once its lifespan has started and it listens."""
 
     def __init__(self, config: uvicorn.Config, ready: Ready) -> None:
