@@ -8,7 +8,7 @@ error tree gives that status (the reader page alone answers people, in HTML); an
 own checks: the status is documented, so is the content type, and the body fits its schema.
 
 Stateful runs (schemathesis' state machine) need OpenAPI links the document does not declare;
-the pass at a real story reaches the states a chain of calls would (entries, corrections, pins).
+the pass at a real story (an entry, a correction, an embed, the pin) covers a story with history.
 """
 
 from __future__ import annotations
@@ -186,8 +186,8 @@ def test_generated_requests_get_no_5xx_and_the_answers_the_document_states(
                 database=None,
                 suppress_health_check=list(HealthCheck),
             )
-            def run(case: schemathesis.Case, label: str = operation.label) -> None:
-                send(case, label, case.operation.path)
+            def run(case: schemathesis.Case) -> None:
+                send(case, case.operation.label, case.operation.path)
 
             # An operation whose every input is free text has nothing to make invalid.
             with contextlib.suppress(Unsatisfiable):
