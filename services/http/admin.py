@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from events.errors import DatelineError, InvalidRequest
 from events.stamp import ROLES
+from services.http import openapi
 from services.http.auth import principal, writer
 from services.http.container import Services
 from services.http.parsing import json_body, known_story
@@ -22,13 +23,24 @@ from services.http.responses import json_response
 from services.store import keys, parking
 from services.store.connection import reachable
 
+WRITE_ERRORS = (400, 401, 403, 409, 413, 415, 422, 429, 503)
+"""What ``POST /tokens`` may be refused with (CONTRACT "HTTP API", "Errors")."""
+
 
 def router(services: Services) -> APIRouter:
     """The token and operations routes."""
     tokens = services.tokens
     routes = APIRouter()
 
-    @routes.post("/tokens", status_code=201, tags=["admin"])
+    @routes.post(
+        "/tokens",
+        status_code=201,
+        tags=["admin"],
+        openapi_extra=openapi.body(openapi.TokenRequest) | openapi.access("admin"),
+        responses=openapi.answers(
+            201, openapi.TokenCreated, *WRITE_ERRORS, description="the token"
+        ),
+    )
     async def create_token(request: Request) -> Response:
         """Create a token ``{role, name?}`` (admin); the token is shown only in this answer."""
         await writer(tokens, services.limits, request, "admin")
@@ -41,14 +53,26 @@ def router(services: Services) -> APIRouter:
         token, who = await tokens.create(role, name)
         return json_response({"token": token, "role": who.role, "name": who.name}, 201)
 
-    @routes.delete("/tokens/{name}", status_code=204, tags=["admin"])
+    @routes.delete(
+        "/tokens/{name}",
+        status_code=204,
+        tags=["admin"],
+        openapi_extra=openapi.access("admin"),
+        responses=openapi.answers(204, None, 401, 403, 404, 429, 503, description="revoked"),
+    )
     async def delete_token(name: str, request: Request) -> Response:
         """Revoke a token at once, on every server (admin)."""
         await writer(tokens, services.limits, request, "admin")
         await tokens.revoke(name)
         return Response(status_code=204)
 
-    @routes.api_route("/healthz", methods=["GET", "HEAD"], tags=["ops"])
+    @routes.api_route(
+        "/healthz",
+        methods=["GET", "HEAD"],
+        tags=["ops"],
+        openapi_extra=openapi.access("public"),
+        responses=openapi.answers(200, openapi.Health, 503),
+    )
     async def healthz() -> Response:
         """Liveness, with the store's reachability (503 when it cannot be reached) and how many
         stories' projections are parked behind an event they cannot fold."""
@@ -64,7 +88,13 @@ def router(services: Services) -> APIRouter:
             }
         )
 
-    @routes.api_route("/projection/parked", methods=["GET", "HEAD"], tags=["ops"])
+    @routes.api_route(
+        "/projection/parked",
+        methods=["GET", "HEAD"],
+        tags=["ops"],
+        openapi_extra=openapi.access("auditor"),
+        responses=openapi.answers(200, openapi.Parked, 401, 403, 503),
+    )
     async def list_parked(request: Request) -> Response:
         """Every story whose projection is parked, with the event and error that parked it
         (auditor or admin)."""
@@ -72,14 +102,26 @@ def router(services: Services) -> APIRouter:
         with reachable():
             return json_response({"parked": await parking.parked(services.client)})
 
-    @routes.post("/projection/parked/{story}/retry", tags=["ops"])
+    @routes.post(
+        "/projection/parked/{story}/retry",
+        tags=["ops"],
+        openapi_extra=openapi.access("admin"),
+        responses=openapi.answers(200, None, 401, 403, 404, 429, 503, description="unparked"),
+    )
     async def retry_parked(story: str, request: Request) -> Response:
         """Unpark a story and have it folded again from where it stopped (admin)."""
         await writer(tokens, services.limits, request, "admin")
         with reachable():
             return json_response(await parking.retry(services.client, known_story(story)))
 
-    @routes.api_route("/metrics", methods=["GET", "HEAD"], tags=["ops"])
+    @routes.api_route(
+        "/metrics",
+        methods=["GET", "HEAD"],
+        tags=["ops"],
+        response_class=Response,
+        openapi_extra=openapi.access("public"),
+        responses=openapi.answers(200, None, media=CONTENT_TYPE_LATEST, description="Prometheus"),
+    )
     async def metrics() -> Response:
         """Prometheus text: appends, refusals by code, projector lag and pending events."""
         lag = pending = 0

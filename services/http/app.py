@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from events.errors import DatelineError
-from services.http import admin, audit, newsroom, public, reader
+from services.http import admin, audit, newsroom, openapi, public, reader
 from services.http.container import Services
 from services.http.errors import refusal
 from services.http.pages import Quick
@@ -144,6 +144,7 @@ def create_app(settings: Settings, url: str) -> FastAPI:
     app.include_router(audit.router(services))
     app.include_router(admin.router(services))
     app.include_router(reader.router(settings, services))
+    openapi.install(app)
     app.state.quick_reads = (
         (STATE_PATH, public.quick(services)),
         (PAGE_PATH, reader.quick(settings, services)),

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from events.errors import BadRequest, UnknownStory
 from projections.story import DEFAULT_LIMIT, MAX_LIMIT
+from services.http import openapi
 from services.http.auth import principal
 from services.http.container import Services
 from services.http.parsing import known_entry, known_story, query_int
@@ -25,6 +26,10 @@ EVENTS_LIMIT, EVENTS_MAX = 1000, 10_000
 """Envelopes a history page holds by default, and at most (CONTRACT "Listings")."""
 SHAPES = ("json", "html")
 """What ``format`` a replay may ask for."""
+REPLAY_HTML = {
+    "responses": {"200": {"content": {"text/html": {"schema": {"type": "string"}}}}},
+}
+"""A replay's other answer: with ``format=html``, the reader page frozen as it stood then."""
 
 
 def router(services: Services) -> APIRouter:
@@ -32,7 +37,12 @@ def router(services: Services) -> APIRouter:
     tokens, store, audit = services.tokens, services.store, services.audit
     routes = APIRouter(tags=["audit"])
 
-    @routes.api_route("/stories/{story}/events", methods=["GET", "HEAD"])
+    @routes.api_route(
+        "/stories/{story}/events",
+        methods=["GET", "HEAD"],
+        openapi_extra=openapi.access("auditor"),
+        responses=openapi.answers(200, openapi.EventsPage, 400, 401, 403, 404, 503),
+    )
     async def get_events(
         story: str,
         request: Request,
@@ -56,7 +66,13 @@ def router(services: Services) -> APIRouter:
         body += orjson.dumps(following) + b"}"
         return Response(body, media_type=JSON)
 
-    @routes.api_route("/stories/{story}/replay", methods=["GET", "HEAD"], response_model=None)
+    @routes.api_route(
+        "/stories/{story}/replay",
+        methods=["GET", "HEAD"],
+        response_model=None,
+        openapi_extra=openapi.access("auditor") | REPLAY_HTML,
+        responses=openapi.answers(200, openapi.StoryState, 400, 401, 403, 404, 503),
+    )
     async def get_replay(
         story: str,
         request: Request,
@@ -92,7 +108,12 @@ def router(services: Services) -> APIRouter:
             return await frozen_page(store, request, state, moment)
         return json_response(state)
 
-    @routes.api_route("/stories/{story}/entries/{entry}/revisions", methods=["GET", "HEAD"])
+    @routes.api_route(
+        "/stories/{story}/entries/{entry}/revisions",
+        methods=["GET", "HEAD"],
+        openapi_extra=openapi.access("auditor"),
+        responses=openapi.answers(200, openapi.Revisions, 401, 403, 404, 503),
+    )
     async def get_revisions(story: str, entry: str, request: Request) -> Response:
         """Every body the entry has had, with who, when, the note and a diff (auditor or admin)."""
         await principal(tokens, request, "auditor")
@@ -100,7 +121,12 @@ def router(services: Services) -> APIRouter:
         known_entry(story, entry)
         return json_response(await audit.revisions(story, entry))
 
-    @routes.api_route("/stories/{story}/verify", methods=["GET", "HEAD"])
+    @routes.api_route(
+        "/stories/{story}/verify",
+        methods=["GET", "HEAD"],
+        openapi_extra=openapi.access("auditor"),
+        responses=openapi.answers(200, openapi.Verdict, 401, 403, 404, 503),
+    )
     async def get_verify(story: str, request: Request) -> Response:
         """Re-walk the hash chain from the record alone (auditor or admin)."""
         await principal(tokens, request, "auditor")

@@ -19,8 +19,11 @@ from fastapi import APIRouter, Request, Response
 from pydantic import JsonValue
 
 from events.base import Command
+from events.chain import Envelope
 from events.decide import parse_command, parse_open
 from events.errors import BadRequest, DatelineError, IdempotencyKeyReused, InvalidEvent
+from events.story import OpenStory
+from services.http import openapi
 from services.http.auth import writer
 from services.http.container import Services
 from services.http.errors import refusal
@@ -37,8 +40,10 @@ EVENT_FIELDS = frozenset({"type", "data", "expected_version"})
 """What a ``POST /stories/{story}/events`` body may hold; anything else is refused."""
 KEY_LENGTH = 255
 """The longest ``Idempotency-Key`` accepted (1 to 255 characters; else 400 ``bad_request``)."""
-WRITE_BODY = {"requestBody": {"required": True, "content": {JSON: {"schema": {"type": "object"}}}}}
-"""The request body in /openapi.json (the handlers read it raw, so FastAPI cannot infer it)."""
+OPEN_DOC = openapi.body(OpenStory) | openapi.access("editor") | openapi.IDEMPOTENCY
+EVENT_DOC = openapi.body(openapi.EventRequest) | openapi.access("editor") | openapi.IDEMPOTENCY
+WRITE_ERRORS = (400, 401, 403, 409, 413, 415, 422, 429, 503)
+"""What a write may be refused with (CONTRACT "HTTP API", "Errors"); an event's also 404."""
 
 
 def routes(services: Services) -> tuple[APIRouter, DirectWrite]:
@@ -83,7 +88,12 @@ def routes(services: Services) -> tuple[APIRouter, DirectWrite]:
             appends.labels(done.envelope.type).inc()
         return Response(done.body, 201, media_type=JSON)
 
-    @router.post("/stories", status_code=201, openapi_extra=WRITE_BODY)
+    @router.post(
+        "/stories",
+        status_code=201,
+        openapi_extra=OPEN_DOC,
+        responses=openapi.answers(201, Envelope, *WRITE_ERRORS, description="the envelope"),
+    )
     async def open_story(request: Request) -> Response:
         """Open a story: appends ``story.opened`` as version 1 (editor or admin)."""
         who = await writer(tokens, limits, request, "editor")
@@ -91,7 +101,12 @@ def routes(services: Services) -> tuple[APIRouter, DirectWrite]:
         command = parse_open(body)
         return await append(request, command.story, command, who, body)
 
-    @router.post("/stories/{story}/events", status_code=201, openapi_extra=WRITE_BODY)
+    @router.post(
+        "/stories/{story}/events",
+        status_code=201,
+        openapi_extra=EVENT_DOC,
+        responses=openapi.answers(201, Envelope, 404, *WRITE_ERRORS, description="the envelope"),
+    )
     async def post_event(story: str, request: Request) -> Response:
         """Decide and append one event: ``{type, data, expected_version?}`` (editor or admin)."""
         who = await writer(tokens, limits, request, "editor")

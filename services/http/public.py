@@ -15,6 +15,7 @@ from starlette.types import Scope
 
 from events.ids import is_id
 from projections.story import DEFAULT_LIMIT, MAX_LIMIT
+from services.http import openapi
 from services.http.container import Services
 from services.http.current import caching
 from services.http.pages import Asked, Quick, Raw, Ready, http_date
@@ -47,13 +48,24 @@ def router(services: Services) -> APIRouter:
     reads, current, settings = services.reads, services.current, services.settings
     routes = APIRouter(tags=["read"])
 
-    @routes.api_route("/stories", methods=["GET", "HEAD"])
+    @routes.api_route(
+        "/stories",
+        methods=["GET", "HEAD"],
+        openapi_extra=openapi.access("public"),
+        responses=openapi.answers(200, openapi.StoryList, 400, 503),
+    )
     async def list_stories(request: Request) -> Response:
         """Stories, newest activity first."""
         limit = query_int(request, "limit", STORIES_LIMIT, 1, STORIES_LIMIT) or STORIES_LIMIT
         return json_response({"stories": await reads.stories(limit)})
 
-    @routes.api_route("/stories/{story}", methods=["GET", "HEAD"])
+    @routes.api_route(
+        "/stories/{story}",
+        methods=["GET", "HEAD"],
+        openapi_extra=openapi.access("public") | openapi.CONDITIONAL,
+        responses=openapi.answers(200, openapi.StoryState, 400, 404, 503, 504)
+        | openapi.NOT_MODIFIED,
+    )
     async def get_story(
         story: str,
         request: Request,

@@ -22,6 +22,7 @@ from events.chain import Envelope
 from events.errors import BadRequest, DatelineError, NotFound
 from events.ids import is_id
 from projections.story import DEFAULT_LIMIT
+from services.http import openapi
 from services.http.container import Services
 from services.http.current import caching
 from services.http.errors import refusal
@@ -53,6 +54,36 @@ UNAVAILABLE = (
     "Temporarily unavailable",
     "This live blog cannot be shown right now. Please try again in a moment.",
 )
+
+PAGE_DOC = {
+    "responses": {
+        str(status): {"description": text, "content": {"text/html": {"schema": {"type": "string"}}}}
+        for status, text in (
+            (200, "the page"),
+            (400, "a page saying the link to older updates is not valid"),
+            (404, "a page saying there is no such live blog"),
+            (503, "a page asking to try again (Retry-After)"),
+        )
+    }
+    | openapi.NOT_MODIFIED
+}
+"""The reader page's answers: every one a page for people, in HTML (CONTRACT "Reader page")."""
+STATIC_DOC = {
+    "responses": {
+        "200": {
+            "description": "the page's script or stylesheet",
+            "content": {
+                kind: {"schema": {"type": "string"}} for kind in sorted(set(_ASSETS.TYPES.values()))
+            },
+        },
+        "404": {
+            "description": "not_found: no such file",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        },
+    }
+    | openapi.NOT_MODIFIED
+}
+"""The static files' answers."""
 
 
 def ws_url_for(request: Request, settings: Settings) -> str:
@@ -190,7 +221,12 @@ def router(settings: Settings, services: Services) -> APIRouter:
         headers = page_headers("'none'", ws) | {"Cache-Control": "no-cache"} | answer.headers
         return Response(body, answer.status, headers, media_type=HTML)
 
-    @routes.api_route("/live/{story}", methods=["GET", "HEAD"], response_class=Response)
+    @routes.api_route(
+        "/live/{story}",
+        methods=["GET", "HEAD"],
+        response_class=Response,
+        openapi_extra=openapi.access("public") | openapi.CONDITIONAL | PAGE_DOC,
+    )
     async def live(story: str, request: Request) -> Response:
         """The reader page: server-rendered once per version, then live through the gateway."""
         ws = ws_url_for(request, settings)
@@ -226,7 +262,11 @@ def router(settings: Settings, services: Services) -> APIRouter:
         except DatelineError as error:
             return refused(error, story, ws)
 
-    @routes.api_route("/static/{name}", methods=["GET", "HEAD"], include_in_schema=False)
+    @routes.api_route(
+        "/static/{name}",
+        methods=["GET", "HEAD"],
+        openapi_extra=openapi.access("public") | openapi.CONDITIONAL | STATIC_DOC,
+    )
     async def static(name: str, request: Request) -> Response:
         """The page's script and stylesheet; immutable when asked for by content hash."""
         pair = static_files.get(name)
