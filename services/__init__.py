@@ -16,5 +16,6 @@ Read top to bottom, the rooms are the flow (docs/architecture.md walks one reque
 Arrows point down the flow and into the core (``events/``, ``projections/``), never back: the
 store knows nothing of HTTP, the projector nothing of the gateway, and a room's constants live
 with what they describe (layout constants such as the consumer group with the key layout).
-``settings.py`` is the one module every process reads its configuration from.
+``settings.py`` is the one module every process reads its configuration from; ``faults.py`` holds
+the fault points a test can arm to kill a process at its worst moment (off in production).
 """

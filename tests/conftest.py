@@ -95,18 +95,37 @@ def wait_ready(proc: subprocess.Popen[str], url: str, timeout: float = 20.0) -> 
 
 
 def start_serve(
-    redis_url: str | None, data_dir: Path, port: int, ws_port: int | None = None, **env: str
+    redis_url: str | None,
+    data_dir: Path,
+    port: int,
+    ws_port: int | None = None,
+    log: Path | None = None,
+    **env: str,
 ) -> subprocess.Popen[str]:
-    """Start ``dateline serve`` as a child process (so tests can kill it)."""
+    """Start ``dateline serve`` as a child process (so tests can kill it).
+
+    Its output is a pipe the test reads, or the file ``log`` for a long run that nobody reads
+    while it lasts (a full pipe would stall the server).
+    """
     args = [sys.executable, "-m", "services", "serve", "--http-port", str(port)]
     args += ["--ws-port", str(ws_port or free_port()), "--data-dir", str(data_dir)]
     if redis_url:
         args += ["--redis", redis_url]
     environment = {**os.environ, "DATELINE_ADMIN_TOKEN": ADMIN_TOKEN, **env}
     environment.pop("DATELINE_REDIS_URL", None)
-    return subprocess.Popen(
-        args, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    if log is None:
+        return subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    with log.open("w") as out:  # the child holds its own copy of the file
+        return subprocess.Popen(
+            args, cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT, text=True
+        )
 
 
 def start_api(redis_url: str, port: int, **env: str) -> subprocess.Popen[str]:

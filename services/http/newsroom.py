@@ -23,6 +23,7 @@ from events.chain import Envelope
 from events.decide import parse_command, parse_open
 from events.errors import BadRequest, DatelineError, IdempotencyKeyReused, InvalidEvent
 from events.story import OpenStory
+from services import faults
 from services.http import openapi
 from services.http.auth import writer
 from services.http.container import Services
@@ -86,6 +87,8 @@ def routes(services: Services) -> tuple[APIRouter, DirectWrite]:
             raise
         if done.envelope is not None:
             appends.labels(done.envelope.type).inc()
+        if faults.ARMED:  # a test's fault point: stored, not yet answered
+            faults.reached("api.replying")
         return Response(done.body, 201, media_type=JSON)
 
     @router.post(

@@ -34,6 +34,7 @@ from pydantic import JsonValue
 from events.chain import Envelope, canonical
 from projections.changes import View, step
 from projections.story import Entry, StoryState
+from services import faults
 from services.store import keys, scripts
 from services.store.autopipeline import Script
 from services.store.keys import CHECKPOINT_EVERY, GROUP
@@ -197,6 +198,8 @@ class Projector:
                 writes.append((story, fresh[0].version, view, call))
         if writes:
             results = await self._write(writes)
+            if faults.ARMED:  # a test's fault point: written and acknowledged, not yet settled
+                faults.reached("projector.written")
             for (story, first, view, _), result in zip(writes, results, strict=True):
                 if result == -1:
                     self.applied += view.state.version - first + 1

@@ -59,6 +59,7 @@ from events.errors import (
 )
 from events.ids import is_id
 from projections.story import DEFAULT_LIMIT
+from services import faults
 from services.realtime.allowance import FLOOD, Ops, Verdict
 from services.realtime.backlog import STALL_TIMEOUT, Backlog
 from services.realtime.frames import (
@@ -350,11 +351,13 @@ class Gateway:
         for action in actions:
             if isinstance(action, Send):
                 if client is None:
-                    for live in list(channel.live):
-                        if live.write(action.frame):
-                            self.delivered += 1
-                        else:
-                            self.drop(live)
+                    targets = list(channel.live)
+                    if faults.ARMED:  # a test's fault point: half of them written, then death
+                        half = len(targets) // 2
+                        self._broadcast(targets[:half], action.frame)
+                        faults.reached("gateway.delivering")
+                        targets = targets[half:]
+                    self._broadcast(targets, action.frame)
                 elif not client.write(action.frame, credit):
                     self.drop(client)
                     return None
@@ -377,6 +380,14 @@ class Gateway:
         if asked is not None and not self._current(channel, client, sub):
             return None
         return asked
+
+    def _broadcast(self, targets: list[Client], frame: bytes) -> None:
+        """Write one framed change to each live client in ``targets``; drop those it cannot take."""
+        for live in targets:
+            if live.write(frame):
+                self.delivered += 1
+            else:
+                self.drop(live)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)

@@ -37,7 +37,8 @@ async def test_the_store_killed_twenty_times_loses_and_doubles_nothing_acknowled
     url = valkey.start()
     port, ws_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
-    serve = start_serve(url, tmp_path / "serve", port, ws_port)
+    log = tmp_path / "serve.log"
+    serve = start_serve(url, tmp_path / "serve", port, ws_port, log)
     rng = random.Random(1)
     stories = [f"killed-{n}" for n in range(STORIES)]
     writers = [Writer(stories[n % STORIES], f"w{n}") for n in range(WRITERS)]
@@ -81,9 +82,9 @@ async def test_the_store_killed_twenty_times_loses_and_doubles_nothing_acknowled
                 for story in stories
             ]
     finally:
-        log = stop(serve)
+        output = stop(serve, log)
         valkey.stop()
-        print(log[-6000:])
+        print(output[-6000:])
     acked = sum(a.acked for a in audits)
     lost = sum(a.lost for a in audits)
     duplicated = sum(a.duplicated for a in audits)

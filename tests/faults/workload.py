@@ -15,6 +15,7 @@ import contextlib
 import subprocess
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -238,8 +239,9 @@ def reader_breaks(readers: list[Reader], heads: dict[str, int]) -> tuple[int, in
     return gaps, duplicates, short
 
 
-def stop(proc: subprocess.Popen[str], timeout: float = 15.0) -> str:
-    """Stop a ``dateline`` child (SIGTERM, then SIGKILL past ``timeout``); what it printed."""
+def stop(proc: subprocess.Popen[str], log: Path | None = None, timeout: float = 15.0) -> str:
+    """Stop a ``dateline`` child (SIGTERM, then SIGKILL past ``timeout``); what it printed
+    (to its pipe, or to ``log``)."""
     proc.terminate()
     try:
         out, _ = proc.communicate(timeout=timeout)
@@ -247,4 +249,6 @@ def stop(proc: subprocess.Popen[str], timeout: float = 15.0) -> str:
         proc.kill()
         out, _ = proc.communicate()
         out = f"{out or ''}\n(did not stop within {timeout:.0f} s of SIGTERM: killed)"
+    if log is not None:
+        out = log.read_text() + (out or "")
     return out or ""
