@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     """The websocket URL to announce and to ``tail`` (default: built from host and ws port)."""
     fsync: str = Field(default="always", pattern="^(always|everysec)$")
     """The embedded Valkey's ``appendfsync``: ``always`` loses no acknowledged event."""
+    store_id: str = ""
+    """The id of the store this server writes to (``services.store.identity``): ``serve`` sets it
+    for its workers from the store and its data dir; a split ``api`` learns it from the store."""
     origins: str = ""
     """More browser origins allowed on the websocket, comma-separated (the API's own always is)."""
     max_body: int = 256 * 1024

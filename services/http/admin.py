@@ -2,7 +2,8 @@
 
 A token is shown once, in the answer that creates it; a revoked token is refused at once, on
 every server. ``/healthz`` is 200 while the store answers and the contract's 503
-``store_unavailable`` when it does not; ``/metrics`` is Prometheus text, and reads the
+``store_unavailable`` when it does not, or when it no longer holds the record this server writes
+to (emptied or replaced: ``details.store`` is ``"lost"``, ``services.store.identity``); ``/metrics`` is Prometheus text, and reads the
 projectors' lag best effort (0 while the store is unreachable).
 """
 
@@ -76,7 +77,7 @@ def router(services: Services) -> APIRouter:
     async def healthz() -> Response:
         """Liveness, with the store's reachability (503 when it cannot be reached) and how many
         stories' projections are parked behind an event they cannot fold."""
-        await services.store.ping()
+        await services.store.healthy()
         with reachable():
             stuck = await parking.count(services.client)
         return json_response(

@@ -46,7 +46,7 @@ class Services:
     def connect(cls, settings: Settings, url: str) -> Services:
         client = connect(url)
         registry = CollectorRegistry()
-        store, reads = Store(client), ReadModel(client)
+        store, reads = Store(client, settings.store_id), ReadModel(client)
         heads = Heads()
         answered = Counter(
             "dateline_public_reads",

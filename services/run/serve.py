@@ -30,6 +30,7 @@ from services.projector.feeds import trim_forever
 from services.projector.fold import Projector
 from services.realtime.gateway import Gateway
 from services.settings import Settings
+from services.store import identity
 from services.store.connection import connect, redacted
 from services.store.embedded import EmbeddedValkey
 from services.store.record import Store
@@ -64,6 +65,30 @@ class Projection:
                 await self._trim
         await self.consumers.stop()
         await self.client.aclose()
+
+
+STORE_ID_FILE = "store-id"
+"""The file in ``serve``'s data dir naming the store it last served (``know_store``)."""
+
+
+async def know_store(url: str, settings: Settings) -> str:
+    """The store's id, checked against the one this data dir last served; kept there.
+
+    A store that does not carry the id ``serve`` last wrote to (emptied, or another one) stops
+    the start with ``StoreUnavailable`` saying so, rather than being taken as new: a version 1
+    would be reused. Delete the data dir's ``store-id`` file to start a new record on purpose.
+    """
+    kept = settings.data_dir / STORE_ID_FILE
+    given = settings.store_id or (kept.read_text().strip() if kept.exists() else None)
+    client = connect(url)
+    try:
+        found = await identity.learn(client, given)
+    finally:
+        await client.aclose()
+    if not kept.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        kept.write_text(found + "\n")
+    return found
 
 
 async def bootstrap_admin(url: str, settings: Settings) -> None:

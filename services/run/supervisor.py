@@ -45,6 +45,7 @@ from services.run.serve import (
     Extra,
     bootstrap_admin,
     collect_less,
+    know_store,
     listen,
     run_loop,
     say,
@@ -338,6 +339,8 @@ def main(
             embedded = EmbeddedValkey(settings.data_dir, fsync=settings.fsync)
             url = embedded.start()
         run_loop(bootstrap_admin(url, settings))
+        store_id = run_loop(know_store(url, settings))  # workers check every append against it
+        settings = settings.model_copy(update={"store_id": store_id})
         where = f"embedded Valkey, data in {embedded.data_dir}" if embedded else redacted(url)
         say(f"store: {where}")
         crew = [

@@ -8,6 +8,9 @@ Rules:
 - data lives under the data dir, in an append-only file fsynced on every write
   (``appendfsync always``) so an acknowledged append survives a crash of the machine's power, not
   only of our process; ``everysec`` would lose up to a second of acknowledged events;
+- a file whose last write was torn (a crash mid-write, never acknowledged) loads without that
+  write (``aof-load-truncated``); one damaged in the middle is refused, with a message that says
+  so and what to do (``_refusal``), never loaded up to the damage;
 - the server listens on a unix socket in the data dir only (no TCP port to collide or expose);
 - one server per data dir, guarded by a lock file, so two ``dateline serve`` never share an AOF;
 - the child never outlives its parent: it is started with Linux's ``PR_SET_PDEATHSIG``, so the
@@ -77,6 +80,7 @@ class EmbeddedValkey:
             "--dir", str(self.data_dir),
             "--appendonly", "yes",
             "--appendfsync", self.fsync,
+            "--aof-load-truncated", "yes",  # a torn last write (a crash mid-fsync) loads without it
             "--appenddirname", "appendonly",
             "--save", "",
             "--daemonize", "no",
@@ -131,7 +135,7 @@ class EmbeddedValkey:
                     err = self.process.stderr.read().decode() if self.process.stderr else ""
                     log = self.data_dir / "valkey.log"
                     tail = log.read_text()[-2000:] if log.exists() else ""
-                    raise StoreUnavailable(f"valkey-server exited: {err}{tail}")
+                    raise self._refusal(f"{err}{tail}")
                 try:
                     if client.ping():
                         break
@@ -144,6 +148,19 @@ class EmbeddedValkey:
         finally:
             client.close()
         return self.url
+
+    def _refusal(self, said: str) -> StoreUnavailable:
+        """Why the server exited at start, in words an operator can act on."""
+        if "Bad file format reading the append only file" in said:
+            damaged = [line.split(" # ", 1)[-1] for line in said.splitlines() if "Bad file" in line]
+            return StoreUnavailable(
+                f"the append-only file in {self.data_dir / 'appendonly'} is damaged in the middle"
+                " (not a torn last write, which loads): the store was not started and nothing"
+                " was read past the damage. Restore the data dir from a backup; valkey-check-aof"
+                " --fix would truncate the file at the damage and lose every later event."
+                f" valkey-server said: {damaged[-1] if damaged else said[-500:]}"
+            )
+        return StoreUnavailable(f"valkey-server exited: {said}")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server (it flushes its append-only file on SIGTERM) and release the dir."""

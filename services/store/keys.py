@@ -56,6 +56,19 @@ def parked(p: int) -> str:
     return f"dateline:{{{p}}}:parked"
 
 
+def mark(p: int) -> str:
+    """The store's identity on partition ``p`` (a string id, the same on every partition).
+
+    Written once, when Dateline first uses a store; ``append.lua`` refuses to write where it is
+    not the id the writer knows, so a store wiped or replaced under running services is noticed
+    before a version is reused (services/store/identity.py)."""
+    return f"dateline:{{{p}}}:store"
+
+
+def mark_of(story: str) -> str:
+    return mark(partition(story))
+
+
 def feed_of(story: str) -> str:
     return feed(partition(story))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import time
 from collections import OrderedDict
@@ -34,9 +35,11 @@ from events.errors import (
 from events.facts import StoryFacts
 from events.stamp import Stamp
 from projections import facts as facts_fold
-from services.store import keys, scripts
+from services.store import identity, keys, scripts
 from services.store.autopipeline import AutoPipeline, Script
 from services.store.connection import connect, reachable
+
+log = logging.getLogger("dateline.store")
 
 IDEMPOTENCY_TTL = 48 * 3600
 """Seconds a keyed request's first answer is kept (the contract asks for at least 24 h)."""
@@ -122,8 +125,13 @@ class _Cached:
 class Store:
     """Appends to and reads from the record on a Redis-protocol server."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, store_id: str | None = None) -> None:
         self.client = client
+        self.given_id = store_id or None
+        """The store's id this process was handed (``DATELINE_STORE_ID``), if any."""
+        self.store_id: str | None = None
+        """The id every append checks the store still carries (``services.store.identity``),
+        learned before the first append."""
         self.pipe = AutoPipeline(client)
         """The write path's connection (appends, the projector's writes): auto-pipelined."""
         self._append = Script(self.pipe, scripts.APPEND)
@@ -134,6 +142,11 @@ class Store:
     def from_url(cls, url: str) -> Store:
         return cls(connect(url))
 
+    async def identify(self) -> str:
+        """Learn the store's id (``identity.learn``) and keep it for every later append."""
+        self.store_id = await identity.learn(self.client, self.given_id)
+        return self.store_id
+
     async def close(self) -> None:
         await self.pipe.close()
         await self.client.aclose()
@@ -141,6 +154,17 @@ class Store:
     async def ping(self) -> bool:
         with reachable():
             return bool(await self.client.ping())
+
+    async def healthy(self) -> None:
+        """Raise ``StoreUnavailable`` unless the store answers and is still the record this
+        process writes to (``details.store`` = ``"lost"`` when it was emptied or replaced)."""
+        await self.ping()
+        if self.store_id is None:
+            await self.identify()
+            return
+        refusal = await identity.check(self.client, self.store_id)
+        if refusal is not None:
+            raise refusal
 
     # -- reading the record -------------------------------------------------------------------
 
@@ -268,6 +292,7 @@ class Store:
             answer = await self.first_answer(story, keyed)
             if answer is not None:
                 return answer
+        store_id = self.store_id or await self.identify()
         async with self._lock(story):
             refresh = False
             while True:
@@ -315,6 +340,7 @@ class Store:
                     fingerprint="" if keyed is None else keyed.fingerprint,
                     ttl=IDEMPOTENCY_TTL,
                     story=story,
+                    store=store_id,
                 )
                 with reachable():
                     status, value = await self._append(*call)
@@ -326,4 +352,8 @@ class Store:
                     return Appended(None, bytes(value), replayed=True)
                 if status == b"reused":
                     raise IdempotencyKeyReused("this Idempotency-Key was used for another request")
+                if status == b"lost":  # the store was emptied or replaced: nothing was written
+                    found = bytes(value).decode() or None
+                    log.error("refusing to append to %s: the store lost its data", story)
+                    raise identity.lost(store_id, {found})
                 refresh = True  # another writer moved the head: catch up and decide again

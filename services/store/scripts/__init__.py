@@ -41,6 +41,7 @@ class AppendKeys(NamedTuple):
     head: str
     feed: str
     idempotency: str
+    mark: str
 
     @classmethod
     def of(cls, story: str, scope: str = "-") -> AppendKeys:
@@ -50,6 +51,7 @@ class AppendKeys(NamedTuple):
             keys.head(story),
             keys.feed_of(story),
             keys.idempotency(story, scope),
+            keys.mark_of(story),
         )
 
 
@@ -64,9 +66,11 @@ def append(
     fingerprint: str,
     ttl: int,
     story: str,
+    store: str,
 ) -> tuple[AppendKeys, list[Arg]]:
     """KEYS and ARGV of ``append.lua``: append ``envelope`` at ``version`` where the head is
-    still ``(expected_version, expected_hash)``; ``fingerprint`` is ``''`` without a key."""
+    still ``(expected_version, expected_hash)`` and the store is still ``store``;
+    ``fingerprint`` is ``''`` without a key."""
     return names, [
         expected_version,
         expected_hash,
@@ -76,6 +80,7 @@ def append(
         fingerprint,
         ttl,
         story,
+        store,
     ]
 
 

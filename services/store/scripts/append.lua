@@ -1,19 +1,29 @@
 -- Append one sealed event to a story, all or nothing (docs/architecture.md, "The append").
 -- Built by services.store.scripts.append; every slot by name:
--- KEYS (4): events (the record stream), head (hash), feed (the partition's projector feed),
---           idempotency (the keyed request's first answer; unused without a fingerprint)
--- ARGV (8): expected_version, expected_hash (the head the decision assumed), version, new_hash,
---           envelope (canonical JSON), fingerprint ('' without a key), ttl (seconds), story
+-- KEYS (5): events (the record stream), head (hash), feed (the partition's projector feed),
+--           idempotency (the keyed request's first answer; unused without a fingerprint),
+--           mark (the store's identity on this partition)
+-- ARGV (9): expected_version, expected_hash (the head the decision assumed), version, new_hash,
+--           envelope (canonical JSON), fingerprint ('' without a key), ttl (seconds), story,
+--           store (the id the writer knows this store by)
 -- Returns {'ok', version} | {'dup', first answer} | {'reused', ''} | {'conflict', head version}
-if #KEYS ~= 4 or #ARGV ~= 8 then
-  return redis.error_reply('ERR append.lua: expected 4 keys (events, head, feed, idempotency)'
-    .. ' and 8 arguments (expected_version, expected_hash, version, new_hash, envelope,'
-    .. ' fingerprint, ttl, story), got ' .. #KEYS .. ' keys and ' .. #ARGV .. ' arguments')
+--       | {'lost', the mark found or ''} (the store is not the one the writer knows: nothing done)
+if #KEYS ~= 5 or #ARGV ~= 9 then
+  return redis.error_reply('ERR append.lua: expected 5 keys (events, head, feed, idempotency,'
+    .. ' mark) and 9 arguments (expected_version, expected_hash, version, new_hash, envelope,'
+    .. ' fingerprint, ttl, story, store), got ' .. #KEYS .. ' keys and ' .. #ARGV .. ' arguments')
 end
-local events, head, feed, idempotency = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local events, head, feed, idempotency, mark = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local expected_version, expected_hash = ARGV[1], ARGV[2]
 local version, new_hash, envelope = ARGV[3], ARGV[4], ARGV[5]
-local fingerprint, ttl, story = ARGV[6], ARGV[7], ARGV[8]
+local fingerprint, ttl, story, store = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+
+-- First, whether this is still the store the writer knows: one wiped (or swapped) under it
+-- would otherwise take a story's version 1 again.
+local found = redis.call('GET', mark)
+if found ~= store then
+  return {'lost', found or ''}
+end
 
 if fingerprint ~= '' then
   local record = redis.call('GET', idempotency)

@@ -29,8 +29,8 @@ def client(store: Store) -> redis.Redis:
     return store.client
 
 
-def append_call(story: str) -> tuple[scripts.AppendKeys, list[scripts.Arg]]:
-    """A well-formed first append of ``story`` (its head still empty)."""
+def append_call(story: str, store: str = "a-store") -> tuple[scripts.AppendKeys, list[scripts.Arg]]:
+    """A well-formed first append of ``story`` (its head still empty) to the store ``store``."""
     return scripts.append(
         scripts.AppendKeys.of(story),
         expected_version=0,
@@ -41,6 +41,7 @@ def append_call(story: str) -> tuple[scripts.AppendKeys, list[scripts.Arg]]:
         fingerprint="",
         ttl=60,
         story=story,
+        store=store,
     )
 
 
@@ -83,8 +84,8 @@ async def footprint(client: redis.Redis, story: str) -> list[Any]:
 @pytest.mark.parametrize(
     ("case", "shape"),
     [
-        ("a key short", lambda k, a: (k[:3], a)),
-        ("an argument short", lambda k, a: (k, a[:7])),
+        ("a key short", lambda k, a: (k[:4], a)),
+        ("an argument short", lambda k, a: (k, a[:8])),
         ("an argument too many", lambda k, a: (k, [*a, "x"])),
     ],
 )
@@ -94,7 +95,7 @@ async def test_append_with_a_wrong_arity_is_refused_naming_its_slots(
     """``append.lua`` answers which keys and arguments it takes, and writes nothing."""
     before = await footprint(client, story_id)
     names, argv = shape(*append_call(story_id))
-    with pytest.raises(ResponseError, match=r"append\.lua: expected 4 keys .* got") as refused:
+    with pytest.raises(ResponseError, match=r"append\.lua: expected 5 keys .* got") as refused:
         await Script(store.pipe, scripts.APPEND)(names, argv)
     assert "expected_version, expected_hash, version, new_hash, envelope" in str(refused.value)
     assert await footprint(client, story_id) == before, case
@@ -132,7 +133,8 @@ async def test_the_builders_calls_are_taken_as_they_are(
     store: Store, client: redis.Redis, story_id: str
 ) -> None:
     """The builders' own calls fit the scripts: the append lands, then its projection."""
-    assert (await Script(store.pipe, scripts.APPEND)(*append_call(story_id)))[0] == b"ok"
+    mark = await store.identify()
+    assert (await Script(store.pipe, scripts.APPEND)(*append_call(story_id, mark)))[0] == b"ok"
     assert await Script(store.pipe, scripts.PROJECT)(*project_call(story_id)) == -1
     assert await client.hget(keys.meta(story_id), "version") == b"1"
     assert await client.hget(keys.entries(story_id), "e1") == b'{"entry_id":"e1"}'
