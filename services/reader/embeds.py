@@ -101,8 +101,10 @@ def render_embed(embed: dict[str, Any]) -> str:
     """One embed: an image, a link card, or a click-to-load placeholder."""
     kind: EmbedKind = embed["kind"]
     url = str(embed["url"])
-    if not url.startswith("https://"):
-        return ""  # the decision refuses other schemes; never render one, whatever the store holds
+    if url[:8].lower() != "https://":
+        # The decision accepts only https, its scheme in any case ("HTTPS://" too); never render
+        # another scheme, whatever the store holds.
+        return ""
     caption = embed.get("caption")
     alt = embed.get("alt")
     head = f'<figure class="embed embed-{esc(kind)}" data-embed-id="{esc(embed["embed_id"])}">'

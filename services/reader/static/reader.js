@@ -186,7 +186,8 @@
 
   function renderEmbed(entryId, embed) {
     const { kind, url, caption, alt } = embed;
-    if (!String(url).startsWith("https://")) return null;
+    // The decision accepts only https, its scheme in any case (HTTPS:// too); never render another.
+    if (String(url).slice(0, 8).toLowerCase() !== "https://") return null;
     const figure = el("figure", { class: `embed embed-${kind}`, "data-embed-id": embed.embed_id });
     const cap = caption ? el("figcaption", {}, caption) : null;
     const name = provider(url);

@@ -362,6 +362,7 @@ async def test_the_live_page_ends_as_the_server_would_render_it(
         ("social", "https://bsky.app/profile/example.org/post/3k", "A post by the police", None),
         ("map", "https://datawrapper.dwcdn.net/AbC12/3/", None, "Where the wind is worst"),
         ("map", "https://www.google.com/maps/place/Bristol", None, None),
+        ("link", "HTTPS://www.example.org/capitals", None, "A scheme in capitals"),
     ]
     for i, (kind, url, alt, caption) in enumerate(embeds):
         data: dict[str, Any] = {"entry_id": "two", "embed_id": f"m{i}", "kind": kind, "url": url}
@@ -392,6 +393,8 @@ async def test_the_live_page_ends_as_the_server_would_render_it(
         "#closed-note",
     ]
     assert await page.evaluate(CANONICAL, parts) == await fresh.evaluate(CANONICAL, parts)
+    capitals = 'a.embed-out[href="HTTPS://www.example.org/capitals"]'
+    assert await page.locator(capitals).count() == await fresh.locator(capitals).count() == 1
     await fresh.close()
 
 
