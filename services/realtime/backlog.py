@@ -8,7 +8,8 @@ resumes with ``since``; it never stalls others):
   - live (``queue``): a change the client is sent because it happened. Past ``MAX_BUFFER`` bytes
     of live frames owed, ``queue`` refuses: the client is not keeping up with the story, so the
     shell drops the backlog and closes it with 1013. The close frame then sits behind at most the
-    transport's own ``WRITE_LIMIT``, so even a phone that wakes up late learns why it was cut off;
+    transport's own ``WRITE_LIMIT``, so even a phone that wakes up late learns why it was cut off
+    (within the gateway's ``CLOSE_TIMEOUT``; after it, the connection is dropped);
   - on credit (``owe``): history the client asked for (its snapshot, its ``since`` replay, the
     hole a joiner fills). It is never refused and never counts against the budget: a replay
     larger than ``MAX_BUFFER`` is not slowness, it is what was asked. It is paced instead: the

@@ -17,6 +17,8 @@ from websockets.frames import Frame, Opcode
 from events.errors import BadRequest, DatelineError
 
 PONG = b'{"type":"pong"}'
+SHOWN = 64
+"""Characters of a client's own text an error message quotes back at most."""
 
 
 def wire(message: bytes) -> bytes:
@@ -105,4 +107,14 @@ def parse_request(message: str | bytes) -> Request:
         return Request(op, story, request.get("since"))
     if op is None:
         raise BadRequest("a frame needs an op")
-    raise BadRequest(f"unknown op {op!r}")
+    if not isinstance(op, str):  # never its repr: a list nested 1,000 deep has none
+        raise BadRequest("op is a string: subscribe, unsubscribe or ping")
+    raise BadRequest(f"unknown op {shown(op)}")
+
+
+def shown(text: str) -> str:
+    """A client's text quoted in an error message, cut to ``SHOWN`` characters: an error frame
+    answers a 64 KiB frame in a few dozen bytes, never by echoing it."""
+    if len(text) <= SHOWN:
+        return repr(text)
+    return f"{text[:SHOWN]!r}… ({len(text):,} characters)"

@@ -26,6 +26,10 @@ bytes and reads the store, as websockets' ``asyncio/connection.py`` does for its
 - a client that owes more than ``MAX_BUFFER`` of live frames beyond its transport, or takes
   nothing from it for ``STALL_TIMEOUT`` while it owes anything, is closed with 1013, so it never
   delays anyone else and never holds memory for long; it resumes with ``since``;
+- every close the gateway starts (1013, 1008, 1001 at shutdown) is bounded: a client that has
+  not taken its close frame and answered within ``CLOSE_TIMEOUT`` (``STOP_TIMEOUT`` when the
+  gateway stops) is dropped, since websockets' own close first waits for the transport to
+  drain, with no bound;
 - limits: frames in at most ``MAX_FRAME`` bytes (1009 beyond), ``MAX_SUBSCRIPTIONS`` stories a
   connection (``too_many_subscriptions``), ops a second per connection (``rate_limited`` past its
   allowance, 1008 for a flood: ``services.realtime.allowance``), an Origin allow-list,
@@ -69,6 +73,7 @@ from services.realtime.frames import (
     error_frame,
     parse_request,
     resumed_frame,
+    shown,
     snapshot_frame,
     wire,
 )
@@ -100,6 +105,14 @@ WRITE_LIMIT = 64 * 1024
 client's own backlog, which can be dropped, instead of the transport's, which cannot."""
 PING_INTERVAL = 20.0
 PING_TIMEOUT = 20.0
+CLOSE_TIMEOUT = 10.0
+"""Seconds a client we close has to take its close frame and answer it; then its TCP connection
+is dropped. websockets' own close waits for the transport to drain first, with no bound, so a
+client that reads nothing would otherwise hold its connection forever (a keep-alive ping written
+behind its frames waits the same way, so it never notices)."""
+STOP_TIMEOUT = 5.0
+"""Seconds a stopping gateway gives each client to take its 1001 (half the time ``serve`` gives a
+worker to stop): a client that reads nothing never holds up a shutdown."""
 TAIL_BLOCK_MS = 1_000
 TAIL_COUNT = 1_000
 READS_AT_ONCE = 32
@@ -135,6 +148,8 @@ class Client:
     backlog: Backlog = field(default_factory=Backlog)
     flusher: asyncio.Task[None] | None = None
     closed: bool = False
+    closing: asyncio.Task[None] | None = None
+    """The close we started (1013, 1008), kept so the loop does not drop it half-way."""
     taken: asyncio.Event | None = None
     """Set while nothing is owed on credit (made by the first write on credit that queues)."""
 
@@ -202,8 +217,12 @@ class Client:
             if self.taken is not None and not backlog.credit:
                 self.taken.set()
 
-    def close(self, code: int, reason: str) -> None:
-        """Drop what is owed and close; the client resumes with ``since``."""
+    def close(self, code: int, reason: str, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Drop what is owed and close; the client resumes with ``since``.
+
+        The close frame goes behind what the transport already holds (at most ``WRITE_LIMIT``);
+        a client that has not taken it and answered within ``timeout`` is dropped.
+        """
         if self.closed:
             return
         self.closed = True
@@ -212,7 +231,15 @@ class Client:
             self.taken.set()
         if self.flusher is not None:
             self.flusher.cancel()
-        asyncio.get_running_loop().create_task(self.connection.close(code, reason))
+        self.closing = asyncio.get_running_loop().create_task(self._close(code, reason, timeout))
+
+    async def _close(self, code: int, reason: str, timeout: float) -> None:
+        """The closing handshake, bounded by ``timeout``; then the TCP connection is cut."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self.connection.close(code, reason)
+        except TimeoutError:  # it reads nothing, not even its close frame
+            self.connection.transport.abort()
 
 
 @dataclass(eq=False)
@@ -524,7 +551,7 @@ class Gateway:
         if len(client.stories) >= MAX_SUBSCRIPTIONS:
             raise TooManySubscriptions(f"at most {MAX_SUBSCRIPTIONS} stories a connection")
         if not is_id(story) or not await self._exists(story):
-            raise UnknownStory(f"story {story!r} does not exist")
+            raise UnknownStory(f"story {shown(story)} does not exist")
         channel = self.channels.get(story)
         if channel is None:
             channel = self.channels[story] = Channel(story)
@@ -626,12 +653,15 @@ class Gateway:
             ping_interval=PING_INTERVAL,
             ping_timeout=PING_TIMEOUT,
             write_limit=WRITE_LIMIT,
-            close_timeout=10,
+            close_timeout=CLOSE_TIMEOUT,
         )
         return self._server
 
     async def stop(self) -> None:
+        """Close every connection with 1001 (each bounded by ``STOP_TIMEOUT``), then the tasks."""
         if self._server is not None:
+            for client in list(self.clients):  # websockets' own close would wait without bound
+                client.close(1001, "going away: resume with since", STOP_TIMEOUT)
             self._server.close()
             await self._server.wait_closed()
         for task in [self._tail, *self._tasks]:

@@ -48,12 +48,28 @@ def test_the_gateways_refusals_carry_the_contracts_codes() -> None:
         ('{"story": "x"}', "a frame needs an op"),
         ('{"op": "dance"}', "unknown op 'dance'"),
         ('{"op": "subscribe"}', "subscribe needs a story id"),
+        ('{"op": 5}', "op is a string"),
     ],
 )
 def test_a_frame_that_is_no_op_is_a_bad_request(frame: str, message: str) -> None:
     """Anything but an object naming a known op (with a story where one is needed) is refused."""
     with pytest.raises(BadRequest, match=message):
         parse_request(frame)
+
+
+def test_an_op_nested_1000_deep_is_a_bad_request_not_a_recursion_error() -> None:
+    """The op is never quoted by its repr: a list nested 1,000 deep (within orjson's depth
+    limit) once raised RecursionError, which closed the connection with 1011."""
+    with pytest.raises(BadRequest, match="op is a string"):
+        parse_request('{"op": ' + "[" * 1000 + "]" * 1000 + "}")
+
+
+def test_a_long_unknown_op_is_quoted_cut_short() -> None:
+    """An error message quotes at most 64 characters of what the client sent."""
+    with pytest.raises(BadRequest) as refused:
+        parse_request(orjson.dumps({"op": "x" * 60_000}))
+    assert len(refused.value.message) < 120
+    assert "60,000 characters" in refused.value.message
 
 
 def test_a_snapshot_frame_is_one_text_frame_of_the_contracts_snapshot() -> None:

@@ -9,6 +9,7 @@ import os
 import re
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,8 +20,9 @@ from websockets.exceptions import ConnectionClosed
 
 from events.decide import parse_command, parse_open
 from services.projector.fold import Projector
-from services.realtime.gateway import MAX_SUBSCRIPTIONS, Gateway
+from services.realtime.gateway import MAX_SUBSCRIPTIONS, STOP_TIMEOUT, Gateway
 from services.store import keys
+from services.store.readmodel import ReadModel
 from services.store.record import Store
 from tests.conftest import free_port
 
@@ -43,8 +45,6 @@ async def publish(store: Store, story: str, i: int, body: str | None = None) -> 
 
 async def projected(store: Store, story: str, version: int) -> None:
     """Wait until the session's projector has folded ``story`` up to ``version``."""
-    from services.store.readmodel import ReadModel
-
     await ReadModel(store.client).wait_for(story, version, 15.0)
 
 
@@ -292,6 +292,18 @@ def raw_websocket(url: str, story: str, since: int | None = None) -> socket.sock
     return s
 
 
+def server_end(ws_port: int, client: socket.socket) -> tuple[str, int] | None:
+    """The gateway's end of ``client``: its TCP state ("01": established) and the bytes in its
+    kernel send queue; None once the gateway has let it go."""
+    port = client.getsockname()[1]
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        parts = line.split()
+        local, remote = int(parts[1].split(":")[1], 16), int(parts[2].split(":")[1], 16)
+        if local == ws_port and remote == port:
+            return parts[3], int(parts[4].split(":")[0], 16)
+    return None
+
+
 async def test_a_client_that_stops_reading_is_closed_and_delays_no_one(
     ws_url: str, store: Store, story_id: str
 ) -> None:
@@ -309,9 +321,21 @@ async def test_a_client_that_stops_reading_is_closed_and_delays_no_one(
                     await publish(store, story_id, i, body)
 
             writers = asyncio.gather(*(writer(n) for n in range(4)))
-            # Past the server's kernel send buffer (up to 4 MiB here) and our 1 MiB bound:
-            seen = await versions_until(reader, story_id, 4000)
-            woken = asyncio.create_task(drain(stalled))  # the stalled phone wakes up, late
+            # Until the server's kernel send buffer for it is full (its send queue stops
+            # growing), then 1,000 changes (2 MB) more: past our 1 MiB bound, so it is closed.
+            ws_port = int(ws_url.rsplit(":", 1)[1].split("/")[0])
+            seen: list[int] = []
+            queued: list[int] = []
+            full: int | None = None
+            while full is None or seen[-1] < full + 1000:
+                seen += await versions_until(reader, story_id, (seen or [1])[-1] + 50)
+                end = server_end(ws_port, stalled)
+                assert end is not None
+                queued.append(end[1])
+                if full is None and len(queued) > 4 and queued[-1] <= queued[-5]:
+                    full = seen[-1]
+            # The stalled phone wakes up, late, but within the 10 s it has to take its close:
+            woken = asyncio.create_task(drain(stalled))
             seen += await versions_until(reader, story_id, 5001)
             await writers
         assert seen == list(range(2, 5002))
@@ -320,6 +344,49 @@ async def test_a_client_that_stops_reading_is_closed_and_delays_no_one(
         assert b'"version":5001' not in data, "the stalled client was sent everything"
     finally:
         stalled.close()
+
+
+async def fill(store: Store, story: str, ws_port: int, stalled: socket.socket, body: str) -> int:
+    """Publish until the gateway's kernel send queue to ``stalled`` stops growing (full), then 16
+    entries of ``body`` more: its transport is past 64 KiB and pushes back, while it owes less
+    than the 1 MiB that closes it. The story's version then."""
+    queued: list[int] = []
+    version = await ReadModel(store.client).version(story)
+    while len(queued) < 4 or queued[-1] > queued[-4]:
+        await publish(store, story, version, body)
+        version += 1
+        await asyncio.sleep(0.02)  # the gateway tails and writes it
+        end = server_end(ws_port, stalled)
+        assert end is not None
+        queued.append(end[1])
+    for _ in range(16):
+        await publish(store, story, version, body)
+        version += 1
+    return version
+
+
+async def test_a_gateway_stops_in_bounded_time_beside_a_client_that_reads_nothing(
+    ws_url: str, redis_url: str, store: Store, story_id: str
+) -> None:
+    """A client whose transport is full and who reads nothing does not hold up a stopping
+    gateway: it is dropped once it has not taken its 1001 for ``STOP_TIMEOUT``. It once waited
+    for the client's own 10 s stall and the close after it: websockets' close waits, without
+    bound, for the transport to drain. (``ws_url``: the session's projector folds the story.)"""
+    client = redis.Redis.from_url(redis_url)
+    gateway = Gateway(client)
+    port = free_port()
+    await gateway.start("127.0.0.1", port)
+    await projected(store, story_id, await opened(store, story_id))
+    stalled = raw_websocket(f"ws://127.0.0.1:{port}/ws", story_id)
+    try:
+        await asyncio.sleep(0.5)  # it has its snapshot, and reads no more
+        body = "<p>" + "Reporters on the ground describe the scene. " * 720 + "</p>"
+        await projected(store, story_id, await fill(store, story_id, port, stalled, body))
+        await asyncio.sleep(0.2)  # the gateway has tailed and written it all
+        await asyncio.wait_for(gateway.stop(), STOP_TIMEOUT + 3)
+    finally:
+        stalled.close()
+        await client.aclose()
 
 
 async def test_since_in_the_middle_of_a_run_written_together_replays_only_what_follows(
