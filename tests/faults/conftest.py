@@ -21,6 +21,14 @@ FIGURES: list[tuple[str, str]] = []
 """(name, figure) in the order the tests stated them."""
 
 
+own_store = pytest.mark.skipif(
+    bool(os.environ.get("DATELINE_TEST_REDIS_URL")),
+    reason="starts a valkey-server of its own, whatever the store under test: it runs once, in"
+    " the embedded pass, not again in the pass against an external server",
+)
+"""For tests that kill, empty or damage a store they start themselves."""
+
+
 def scaled(ci: int, soak: int) -> int:
     """A loop's count: ``ci`` in the suite, ``soak`` under ``make soak``."""
     return soak if SOAK else ci

@@ -19,7 +19,10 @@ from events.chain import verify
 from services.store import keys
 from services.store.embedded import EmbeddedValkey
 from tests.conftest import ADMIN_TOKEN, ROOT, free_port, start_serve, wait_ready
+from tests.faults.conftest import own_store
 from tests.faults.workload import history, stop
+
+pytestmark = own_store
 
 HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

@@ -13,6 +13,9 @@ from events.decide import parse_command, parse_open
 from events.errors import StoreUnavailable
 from services.store.embedded import EmbeddedValkey
 from services.store.record import Store
+from tests.faults.conftest import own_store
+
+pytestmark = own_store
 
 EVENTS = 200
 

@@ -19,8 +19,10 @@ import httpx
 
 from services.store.embedded import EmbeddedValkey
 from tests.conftest import ADMIN_TOKEN, free_port, start_serve, wait_ready
-from tests.faults.conftest import scaled
+from tests.faults.conftest import own_store, scaled
 from tests.faults.workload import Reader, Writer, audit, reader_breaks, stop
+
+pytestmark = own_store
 
 WRITERS = 8
 STORIES = 4
