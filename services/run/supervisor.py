@@ -13,6 +13,10 @@ Rules:
   the supervisor alone, which stops them in order;
 - SIGINT or SIGTERM stops every worker with SIGTERM (each stops cleanly: ``services.run.workers``),
   waits up to ``STOP_TIMEOUT`` for them (then SIGKILL), and stops the Valkey last;
+- the embedded Valkey that exits (a full disk makes it exit under ``appendfsync always``: it
+  cannot write what it would acknowledge) is started again after a backoff from
+  ``RESTART_DELAY`` doubling up to ``STORE_RESTART_MAX``, forever, with its last words printed;
+  the workers answer 503 ``store_unavailable`` meanwhile and reconnect by themselves;
 - a worker that dies after it was ready is restarted after ``RESTART_DELAY``; one that dies
   ``MAX_RESTARTS`` times within ``RESTART_WINDOW``, or before it was ever ready, stops
   ``serve`` with its exit code: a worker that cannot start is a start that cannot happen;
@@ -58,6 +62,10 @@ STOP_TIMEOUT = 10.0
 """Seconds the workers have to stop cleanly after SIGTERM before they are killed."""
 RESTART_DELAY = 1.0
 """Seconds before a worker that died is started again."""
+STORE_POLL = 0.5
+"""Seconds between looks at the embedded Valkey (its exit raises no signal the loop waits on)."""
+STORE_RESTART_MAX = 30.0
+"""The longest wait before the embedded Valkey is started again (the backoff doubles up to it)."""
 MAX_RESTARTS = 5
 """Restarts of one worker within ``RESTART_WINDOW`` after which ``serve`` gives up."""
 RESTART_WINDOW = 60.0
@@ -93,9 +101,18 @@ class Supervisor:
     """Forks, watches, restarts and stops the workers of one ``serve``."""
 
     def __init__(
-        self, workers_: list[Worker], sockets: list[socket.socket], report: Report
+        self,
+        workers_: list[Worker],
+        sockets: list[socket.socket],
+        report: Report,
+        store: EmbeddedValkey | None = None,
     ) -> None:
         self.workers = workers_
+        self.store = store
+        """The embedded Valkey, watched and restarted like a worker, but never given up on."""
+        self.store_restart_at: float | None = None
+        self.store_deaths = 0
+        """Deaths of the store in a row, without a start that lasted: the backoff's exponent."""
         self.report = report
         self.sockets = sockets
         self.selector = selectors.DefaultSelector()
@@ -154,6 +171,8 @@ class Supervisor:
         for sock in self.sockets:
             if all(sock is not kept for kept in worker.keeps):
                 sock.close()
+        if self.store is not None:  # the data dir's lock stays with the supervisor alone
+            self.store.close_in_child()
         sys.stdout.flush()
         sys.stderr.flush()
         os.dup2(output, 1)
@@ -208,6 +227,8 @@ class Supervisor:
 
     def _timeout(self) -> float | None:
         due = [w.restart_at for w in self.workers if w.restart_at is not None]
+        if self.store is not None:  # its death sends no signal we hear: look now and then
+            due.append(self.store_restart_at or time.monotonic() + STORE_POLL)
         return max(0.0, min(due) - time.monotonic()) if due else None
 
     def _step(self, timeout: float | None) -> None:
@@ -222,11 +243,47 @@ class Supervisor:
             else:
                 self._pump(worker)
         self._reap()
+        self._watch_store()
         now = time.monotonic()
         for worker in self.workers:
             if worker.restart_at is not None and worker.restart_at <= now and not self.stopping:
                 say(f"{worker.name}: restarting")
                 self.start(worker)
+
+    def _watch_store(self) -> None:
+        """The embedded Valkey exited (a full disk makes it exit under ``appendfsync always``):
+        say why, loudly, and start it again after a backoff; the workers reconnect by
+        themselves and answer 503 ``store_unavailable`` meanwhile. Never given up on: a disk
+        that fills tonight is freed tomorrow, and the newsroom's writes then resume."""
+        store = self.store
+        if store is None or self.stopping:
+            return
+        now = time.monotonic()
+        if self.store_restart_at is None:
+            if store.process is None or store.process.poll() is None:
+                if store.process is not None and self.store_deaths and store.up_for() > 60:
+                    self.store_deaths = 0  # it has lasted: the next death starts the backoff over
+                return
+            code = store.process.returncode
+            self.store_deaths += 1
+            delay = min(STORE_RESTART_MAX, RESTART_DELAY * 2 ** (self.store_deaths - 1))
+            say(f"store: valkey-server exited with code {code}: {store.last_words()}")
+            say(f"store: restarting in {delay:g} s; until then writes are 503 store_unavailable")
+            self.store_restart_at = now + delay
+            return
+        if self.store_restart_at > now:
+            return
+        self.store_restart_at = None
+        store.stop()  # releases the data dir (the process is gone)
+        try:
+            store.start()
+        except DatelineError as error:
+            say(f"store: cannot start again: {error.message}")
+            self.store_deaths += 1
+            delay = min(STORE_RESTART_MAX, RESTART_DELAY * 2 ** (self.store_deaths - 1))
+            self.store_restart_at = time.monotonic() + delay
+            return
+        say("store: valkey-server started again")
 
     def _word(self, worker: Worker) -> None:
         assert worker.control is not None
@@ -354,7 +411,7 @@ def main(
         crew.append(Worker("gateway", workers.gateway(settings, url, ws_socket), (ws_socket,)))
         if extra is not None:
             crew.append(Worker("demo", workers.beside(extra, url, settings), (), prefix=False))
-        supervisor = Supervisor(crew, sockets, report)
+        supervisor = Supervisor(crew, sockets, report, embedded)
 
         def announce() -> None:
             base = f"http://{settings.host}:{settings.http_port}"

@@ -63,6 +63,7 @@ class EmbeddedValkey:
         self.fsync = fsync
         self.process: subprocess.Popen[bytes] | None = None
         self._lock: int | None = None
+        self._started = time.monotonic()
 
     @property
     def socket_path(self) -> Path:
@@ -147,7 +148,29 @@ class EmbeddedValkey:
                 time.sleep(0.02)
         finally:
             client.close()
+        self._started = time.monotonic()
         return self.url
+
+    def close_in_child(self) -> None:
+        """In a process forked from the owner: drop this copy of the lock's descriptor, so that
+        only the owner and its server hold the data dir (a forked worker still holding it would
+        keep a restarted server out). Never unlocks: that would free the dir for everyone."""
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def up_for(self) -> float:
+        """Seconds since the running server started."""
+        return time.monotonic() - self._started
+
+    def last_words(self) -> str:
+        """The server's last warnings from its log (why it exited), or a plain note."""
+        log = self.data_dir / "valkey.log"
+        lines = log.read_text(errors="replace").splitlines()[-20:] if log.exists() else []
+        said = [
+            line.split(" # ", 1)[1] for line in lines if " # " in line and "overcommit" not in line
+        ]
+        return " / ".join(said[-2:]) or "no reason in its log"
 
     def _refusal(self, said: str) -> StoreUnavailable:
         """Why the server exited at start, in words an operator can act on."""

@@ -39,6 +39,10 @@ class Writer:
     name: str
     acked: dict[str, Envelope] = field(default_factory=dict)
     """Idempotency-Key -> the 201's envelope."""
+    acked_at: dict[str, float] = field(default_factory=dict)
+    """Idempotency-Key -> when its 201 arrived (wall clock, seconds since the epoch)."""
+    body_size: int = 0
+    """Bytes of filler in each entry's body (a test that fills a disk wants them big)."""
     sent: int = 0
     unavailable: int = 0
     """503 ``store_unavailable`` answers, each with a Retry-After."""
@@ -60,7 +64,8 @@ class Writer:
 
     async def write(self, http: httpx.AsyncClient, key: str) -> None:
         """Send one entry until it is acknowledged, with the same key and body each time."""
-        body = {"type": "entry.published", "data": {"body": f"<p>{key}</p>", "entry_id": key}}
+        text = f"<p>{key}{' ' + 'x' * self.body_size if self.body_size else ''}</p>"
+        body = {"type": "entry.published", "data": {"body": text, "entry_id": key}}
         while True:
             self.sent += 1
             began = time.monotonic()
@@ -76,6 +81,7 @@ class Writer:
             self.slowest = max(self.slowest, time.monotonic() - began)
             if r.status_code == 201:
                 self.acked[key] = Envelope.model_validate_json(r.content)
+                self.acked_at[key] = time.time()
                 return
             code = error_code(r)
             if r.status_code == 503 and code == "store_unavailable":
