@@ -7,16 +7,23 @@ import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 from websockets.asyncio.client import connect
 
 from events.decide import parse_command, parse_open
+from services.realtime.subscription import MAX_REPLAY
+from services.store import keys
 from services.store.readmodel import ReadModel
 from services.store.record import Store
 
 READERS = 200
 BURST = 1_000
+KEPT_BURST = 1_800
+"""Events before the trimmed readers come: more changes than a story keeps (1,024)."""
+TRIMMED_READERS = 50
+LIVE = 300
 
 
 @dataclass
@@ -96,3 +103,73 @@ async def test_readers_dropped_mid_burst_resume_with_no_gap_duplicate_or_reorder
     assert all(r.reconnects == 1 for r in readers)
     assert (gaps, duplicates, reorders, resets) == (0, 0, 0, 0)
     assert all(r.versions == list(range(2, last + 1)) for r in readers)
+
+
+async def follow_from(ws_url: str, story: str, since: int, last: int) -> tuple[bool, int, int]:
+    """Subscribe with ``since`` and follow to ``last``: (first frame was a reset snapshot,
+    gaps, duplicates)."""
+    async with connect(ws_url, max_size=None) as ws:
+        await ws.send(orjson.dumps({"op": "subscribe", "story": story, "since": since}).decode())
+        reset, current, gaps, duplicates = False, since, 0, 0
+        first = True
+        async for raw in ws:
+            frame = orjson.loads(raw)
+            if frame["type"] == "snapshot":
+                reset = reset or (first and frame.get("reset") is True)
+                current = frame["version"]
+            elif frame["type"] == "change":
+                version = frame["version"]
+                if version <= current:
+                    duplicates += 1
+                    continue
+                gaps += version > current + 1
+                current = version
+            first = False
+            if current >= last:
+                return reset, gaps, duplicates
+    return reset, gaps, duplicates
+
+
+async def test_a_since_older_than_what_is_kept_gets_a_reset_snapshot_every_time_under_load(
+    ws_url: str, store: Store, client: Any, story_id: str, figure: Callable[[str, str], None]
+) -> None:
+    """Readers asking for changes already trimmed get a reset snapshot, each one, mid-burst;
+    readers asking within what is kept get a replay; none sees a gap."""
+    await store.append(story_id, parse_open({"story": story_id, "title": "Kept"}), actor="e:a")
+    for n in range(KEPT_BURST):
+        data = {"body": f"<p>Before {n}</p>", "entry_id": f"k{n}"}
+        await store.append(story_id, parse_command("entry.published", data), actor="e:a")
+    head = 1 + KEPT_BURST
+    await ReadModel(store.client).wait_for(story_id, head, 30.0)
+    oldest = await client.xrange(keys.changes(story_id), count=1)
+    kept_from = int(oldest[0][0].split(b"-")[0])  # the oldest kept entry's (last) version
+    rng = random.Random(5)
+    low = max(1, head - MAX_REPLAY + 50)
+    # well clear of the oldest entry, which may hold a run of a few versions ending at kept_from
+    old = [rng.randint(low, kept_from - 100) for _ in range(TRIMMED_READERS)]
+    # and well inside what is still kept when the burst has trimmed LIVE more versions
+    recent = [rng.randint(kept_from + LIVE + 100, head - 1) for _ in range(TRIMMED_READERS)]
+    last = head + LIVE
+    tasks = [asyncio.create_task(follow_from(ws_url, story_id, s, last)) for s in old + recent]
+
+    async def burst() -> None:
+        for n in range(LIVE):
+            data = {"body": f"<p>During {n}</p>", "entry_id": f"d{n}"}
+            await store.append(story_id, parse_command("entry.published", data), actor="e:a")
+
+    await asyncio.gather(burst(), asyncio.wait_for(asyncio.gather(*tasks), 120))
+    seen = [t.result() for t in tasks]
+    resets_old = sum(reset for reset, _, _ in seen[:TRIMMED_READERS])
+    resets_recent = sum(reset for reset, _, _ in seen[TRIMMED_READERS:])
+    gaps = sum(g for _, g, _ in seen)
+    duplicates = sum(d for _, _, d in seen)
+    figure(
+        "since older than kept",
+        f"{TRIMMED_READERS} readers with since older than the kept changes (from version"
+        f" {kept_from} of {head}) during a {LIVE}-event burst: reset snapshots {resets_old} of"
+        f" {TRIMMED_READERS}; {TRIMMED_READERS} with since within them: resets {resets_recent};"
+        f" gaps {gaps}, duplicates {duplicates}",
+    )
+    assert resets_old == TRIMMED_READERS
+    assert resets_recent == 0
+    assert (gaps, duplicates) == (0, 0)
