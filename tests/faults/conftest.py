@@ -28,6 +28,13 @@ own_store = pytest.mark.skipif(
 )
 """For tests that kill, empty or damage a store they start themselves."""
 
+store_agnostic = pytest.mark.skipif(
+    bool(os.environ.get("DATELINE_TEST_REDIS_URL")),
+    reason="tests the gateway's or the sanitizer's own rules, the same on any store: it runs once,"
+    " in the embedded pass, which keeps .ci/run within its 15 minutes",
+)
+"""For long tests whose subject does not depend on which Redis-protocol server is under them."""
+
 
 def scaled(ci: int, soak: int) -> int:
     """A loop's count: ``ci`` in the suite, ``soak`` under ``make soak``."""

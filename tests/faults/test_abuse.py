@@ -35,8 +35,10 @@ from services.store.readmodel import ReadModel
 from services.store.record import Store
 from tests.conftest import free_port, start_serve, wait_ready
 from tests.contract.test_crash import children
-from tests.faults.conftest import scaled
+from tests.faults.conftest import scaled, store_agnostic
 from tests.services.realtime.test_gateway import fill, server_end
+
+pytestmark = store_agnostic
 
 Figure = Callable[[str, str], None]
 MIB = 1024 * 1024

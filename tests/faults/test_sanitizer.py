@@ -45,9 +45,11 @@ from events.urls import PROVIDERS, refused_embed_url
 from services.reader.embeds import player_url, render_embed
 from services.reader.policy import FRAME_SOURCES
 from services.reader.render import render_entry
-from tests.faults.conftest import scaled
+from tests.faults.conftest import scaled, store_agnostic
 from tests.services.http.conftest import error_code, events, open_story, publish
 from tests.services.reader.conftest import live
+
+pytestmark = store_agnostic
 
 XHTML = "{http://www.w3.org/1999/xhtml}"
 DANGEROUS_SCHEMES = ("javascript:", "data:", "vbscript:")
