@@ -23,12 +23,13 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_TOKEN, free_port, start_serve, wait_ready
+from tests.faults.conftest import scaled
 from tests.faults.workload import Reader, Writer, audit, reader_breaks, stop
 
 WRITERS = 8
 STORIES = 4
 READERS = 20
-KILLS = 3
+KILLS = scaled(3, 5)
 """Deaths of the armed worker a run waits for (the supervisor allows 5 a minute)."""
 
 POINTS = {

@@ -26,7 +26,7 @@ pytestmark = own_store
 
 WRITERS = 8
 STORIES = 4
-CYCLES = scaled(20, 300)
+CYCLES = scaled(20, 200)
 CLIENT_TIMEOUT = 10.0
 """The writers' own timeout: an answer slower than this counts as a hang."""
 
