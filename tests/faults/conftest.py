@@ -30,8 +30,9 @@ own_store = pytest.mark.skipif(
 
 store_agnostic = pytest.mark.skipif(
     bool(os.environ.get("DATELINE_TEST_REDIS_URL")),
-    reason="tests the gateway's or the sanitizer's own rules, the same on any store: it runs once,"
-    " in the embedded pass, which keeps .ci/run within its 15 minutes",
+    reason="tests rules of Dateline's own (the gateway's, the sanitizer's, the OpenAPI document,"
+    " roles, headers, logs), the same on any store: it runs once, in the embedded pass, which"
+    " keeps .ci/run within its 15 minutes",
 )
 """For long tests whose subject does not depend on which Redis-protocol server is under them."""
 

@@ -37,7 +37,7 @@ from events.errors import DatelineError
 from services.http.app import create_app
 from services.settings import Settings
 from tests.conftest import ADMIN_TOKEN
-from tests.faults.conftest import scaled
+from tests.faults.conftest import scaled, store_agnostic
 
 EXAMPLES = scaled(20, 300)
 """Generated requests per operation, per mode (positive, negative) and per target (random ids,
@@ -103,6 +103,7 @@ def routed(routes: Iterable[object]) -> Iterator[tuple[str, str]]:
             yield method, str(getattr(route, "path", ""))
 
 
+@store_agnostic
 def test_every_route_the_app_serves_is_in_the_document(api_url: str) -> None:
     """The served /openapi.json lists every method and path the app routes, and no other."""
     app = create_app(Settings(), "redis://127.0.0.1:1")  # never connects: only its routes
@@ -118,6 +119,7 @@ def test_every_route_the_app_serves_is_in_the_document(api_url: str) -> None:
     assert len(ids) == len(set(ids))
 
 
+@store_agnostic
 def test_generated_requests_get_no_5xx_and_the_answers_the_document_states(
     api_url: str, editor_token: str, auditor_token: str, figure: Callable[[str, str], None]
 ) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import ADMIN_TOKEN
+from tests.faults.conftest import store_agnostic
 
 CONTRACT_ROLES = {
     ("POST", "/stories"): "editor",
@@ -50,6 +51,7 @@ def fresh(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
+@store_agnostic
 def test_every_operation_refuses_every_credential_the_contract_refuses(
     api_url: str, editor_token: str, auditor_token: str, figure: Callable[[str, str], None]
 ) -> None:

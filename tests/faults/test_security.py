@@ -29,7 +29,7 @@ import redis as redis_sync
 from services.store import keys
 from services.store import tokens as token_module
 from tests.conftest import ADMIN_TOKEN, free_port, start_api, start_serve, wait_ready
-from tests.faults.conftest import scaled
+from tests.faults.conftest import scaled, store_agnostic
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 SECURITY = {
@@ -161,6 +161,7 @@ def test_the_store_keeps_only_the_sha256_of_each_token_never_the_token(
     )
 
 
+@store_agnostic
 def test_every_token_is_256_random_bits_from_secrets(
     api_url: str, figure: Callable[[str, str], None]
 ) -> None:
@@ -267,6 +268,7 @@ def listed(r: httpx.Response) -> dict[str, list[str]]:
     return {name: r.headers.get_list(name) for name in r.headers}
 
 
+@store_agnostic
 def test_every_answer_carries_the_security_headers(
     api_url: str, editor_token: str, auditor_token: str, figure: Callable[[str, str], None]
 ) -> None:
@@ -419,6 +421,7 @@ def test_every_answer_carries_the_security_headers(
     )
 
 
+@store_agnostic
 def test_hsts_is_sent_on_every_answer_when_configured(isolated_url: str) -> None:
     """With ``DATELINE_HSTS_SECONDS`` set, every answer (a 200, a 404, a 401, uvicorn's 400)
     carries ``Strict-Transport-Security: max-age=N``; the shared server, without it, sends none."""
@@ -443,6 +446,7 @@ def with_user(url: str, user: str, password: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:{password}@{parts.netloc}"))
 
 
+@store_agnostic
 def test_no_token_or_secret_reaches_a_log_line(
     tmp_path: Path, isolated_url: str, figure: Callable[[str, str], None]
 ) -> None:
