@@ -267,8 +267,12 @@ class Gateway:
         *,
         ops_rate: float = 0,
         ops_burst: int = 1,
+        headers: Iterable[tuple[str, str]] = (),
     ) -> None:
         self.client = client
+        self.headers = tuple(headers)
+        """Added to every handshake answer (101, and a 403 or 426 refusal): the security headers
+        the HTTP API sends on every answer (``services.http.security``, handed in by ``run``)."""
         self.ops_rate, self.ops_burst = ops_rate, ops_burst
         self.reads = ReadModel(client)
         self.origins = list(origins) if origins is not None else None
@@ -654,8 +658,14 @@ class Gateway:
             ping_timeout=PING_TIMEOUT,
             write_limit=WRITE_LIMIT,
             close_timeout=CLOSE_TIMEOUT,
+            process_response=self._secure if self.headers else None,
         )
         return self._server
+
+    def _secure(self, _connection: Any, _request: Any, response: Any) -> None:
+        """Every handshake answer carries ``headers`` (accepted or refused alike)."""
+        for name, value in self.headers:
+            response.headers[name] = value
 
     async def stop(self) -> None:
         """Close every connection with 1001 (each bounded by ``STOP_TIMEOUT``), then the tasks."""

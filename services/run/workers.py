@@ -26,6 +26,7 @@ from typing import Any
 
 import uvicorn
 
+from services.http import security
 from services.realtime.gateway import Gateway
 from services.run.serve import Extra, Projection, Secured, _serve_http, _server
 from services.settings import Settings
@@ -96,6 +97,7 @@ def gateway(settings: Settings, url: str, sock: socket.socket) -> Body:
             settings.allowed_origins(),
             ops_rate=settings.ws_ops_rate,
             ops_burst=settings.ws_ops_burst,
+            headers=security.headers(settings),
         )
         try:
             await hub.start(settings.host, settings.ws_port, sock=sock)

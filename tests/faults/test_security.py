@@ -25,7 +25,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import redis as redis_sync
+from websockets.asyncio.client import connect
 
+from services.http import security
 from services.store import keys
 from services.store import tokens as token_module
 from tests.conftest import ADMIN_TOKEN, free_port, start_api, start_serve, wait_ready
@@ -603,3 +605,30 @@ async def test_metrics_name_no_story_and_no_token(
         f"story ids in /metrics 0 of {len(stories)}; token values, hashes or names 0; "
         f"label names {sorted(labels)}",
     )
+
+
+async def test_the_gateways_handshake_answers_carry_the_security_headers(ws_url: str) -> None:
+    """The websocket handshake's answers, accepted (101) or refused (403 Origin, 426 plain
+    HTTP), carry the same security headers as every HTTP answer."""
+    http_url = ws_url.replace("ws://", "http://", 1)
+    upgrade = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    async with httpx.AsyncClient(timeout=5) as plain:
+        refused = await plain.get(http_url, headers={**upgrade, "Origin": "https://evil.example"})
+        not_ws = await plain.get(http_url)
+    async with connect(ws_url) as ws:
+        assert ws.response is not None
+        accepted = ws.response.headers
+    answers = {
+        101: accepted,
+        refused.status_code: refused.headers,
+        not_ws.status_code: not_ws.headers,
+    }
+    assert set(answers) == {101, 403, 426}
+    for status, headers in answers.items():
+        for name, value in security.ALWAYS:
+            assert headers.get(name) == value, (status, name)
