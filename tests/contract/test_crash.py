@@ -14,6 +14,7 @@ import pytest
 from events.chain import Envelope, verify
 from projections.story import render, replay
 from tests.conftest import ADMIN_TOKEN, free_port, start_serve, wait_ready
+from tests.faults.workload import history
 from tests.services.store.test_embedded import alive, wait_gone
 
 CYCLES = 3
@@ -53,19 +54,6 @@ async def write_until_refused(
             if r.status_code != 201:
                 return
             acked[entry_id] = Envelope.model_validate_json(r.content)
-
-
-async def all_events(http: httpx.AsyncClient, story: str) -> list[Envelope]:
-    events: list[Envelope] = []
-    start: int | None = 1
-    while start is not None:
-        r = await http.get(
-            f"/stories/{story}/events", params={"from_version": start, "limit": 10000}
-        )
-        r.raise_for_status()
-        events += [Envelope.model_validate(e) for e in r.json()["events"]]
-        start = r.json()["next_from_version"]
-    return events
 
 
 async def all_pages(http: httpx.AsyncClient, story: str, version: int) -> list[dict]:
@@ -133,7 +121,7 @@ async def test_sigkill_during_appends_loses_no_acknowledged_event(
         await asyncio.to_thread(wait_ready, proc, url)
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30.0) as http:
-            events = await all_events(http, story)
+            events = await history(http, story)
             assert [e.version for e in events] == list(range(1, len(events) + 1))
             assert verify(events).ok
             stored = [e.data["entry_id"] for e in events if e.type == "entry.published"]

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_TOKEN, free_port, start_serve, wait_ready
-from tests.faults.workload import Reader, Writer, audit, reader_breaks, stop
+from tests.faults.workload import Reader, Writer, audit, reader_breaks, stop, total
 
 WRITERS = 8
 STORIES = 4
@@ -93,12 +93,9 @@ async def test_a_process_killed_at_its_worst_moment_doubles_and_loses_nothing(
     finally:
         output = stop(serve, log)
         print(output[-4000:])
-    acked = sum(a.acked for a in audits)
-    duplicated = sum(a.duplicated for a in audits)
-    lost = sum(a.lost for a in audits)
-    phantoms = sum(a.unacknowledged for a in audits)
-    differs = sum(a.projection_differs for a in audits)
-    breaks = sum(a.chain_breaks for a in audits)
+    found = total(audits)
+    acked, lost, duplicated = found.acked, found.lost, found.duplicated
+    phantoms, breaks, differs = found.unacknowledged, found.chain_breaks, found.projection_differs
     gaps, duplicates, short = reader_breaks(readers, heads)
     broken = sum(r.gaps + r.duplicates > 0 or r.current != heads[r.story] for r in readers)
     wrong = [line for w in writers for line in w.wrong]

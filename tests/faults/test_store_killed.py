@@ -20,7 +20,7 @@ import httpx
 from services.store.embedded import EmbeddedValkey
 from tests.conftest import ADMIN_TOKEN, free_port, start_serve, wait_ready
 from tests.faults.conftest import own_store, scaled
-from tests.faults.workload import Reader, Writer, audit, reader_breaks, stop
+from tests.faults.workload import Reader, Writer, audit, reader_breaks, stop, total
 
 pytestmark = own_store
 
@@ -87,12 +87,9 @@ async def test_the_store_killed_twenty_times_loses_and_doubles_nothing_acknowled
         output = stop(serve, log)
         valkey.stop()
         print(output[-6000:])
-    acked = sum(a.acked for a in audits)
-    lost = sum(a.lost for a in audits)
-    duplicated = sum(a.duplicated for a in audits)
-    phantoms = sum(a.unacknowledged for a in audits)
-    breaks = sum(a.chain_breaks for a in audits)
-    differs = sum(a.projection_differs for a in audits)
+    found = total(audits)
+    acked, lost, duplicated = found.acked, found.lost, found.duplicated
+    phantoms, breaks, differs = found.unacknowledged, found.chain_breaks, found.projection_differs
     gaps, duplicates, short = reader_breaks(readers, heads)
     wrong = [line for w in writers for line in w.wrong]
     figure(

@@ -197,7 +197,21 @@ class Audit:
     duplicated: int = 0
     unacknowledged: int = 0
     chain_breaks: int = 0
-    projection_differs: bool = False
+    projection_differs: int = 0
+    """1 when the story's projection differs from a replay (in a ``total``: how many)."""
+
+
+def total(audits: list[Audit]) -> Audit:
+    """The audits of several stories as one (projections differing: how many stories)."""
+    return Audit(
+        events=sum(a.events for a in audits),
+        acked=sum(a.acked for a in audits),
+        lost=sum(a.lost for a in audits),
+        duplicated=sum(a.duplicated for a in audits),
+        unacknowledged=sum(a.unacknowledged for a in audits),
+        chain_breaks=sum(a.chain_breaks for a in audits),
+        projection_differs=sum(a.projection_differs for a in audits),
+    )
 
 
 async def audit(http: httpx.AsyncClient, story: str, writers: list[Writer]) -> Audit:
@@ -229,7 +243,7 @@ async def audit(http: httpx.AsyncClient, story: str, writers: list[Writer]) -> A
         r.raise_for_status()
         page = r.json()
         if page != render(state, 500, None if before is None else int(before)):
-            found.projection_differs = True
+            found.projection_differs = 1
             break
         before = page["next_before"]
         if before is None:
