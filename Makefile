@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run serve test lint format bench soak clean
+.PHONY: run serve test test-store lint format bench soak clean
 
 $(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,16 @@ test: lint ## lint, then the whole suite against the real server (and a real Chr
 	@$(VENV)/bin/pytest; status=$$?; \
 	if [ -f test-artifacts/browser-skipped.txt ]; then echo; echo "*** $$(cat test-artifacts/browser-skipped.txt)"; fi; \
 	exit $$status
+
+# The rooms whose subject is the store under them: CI runs them again on Debian's Redis 7 and on
+# a 3+3 Valkey Cluster (the pure core, the CLI, the pages, the browser and the fault suite's own
+# stores run once, on the embedded Valkey, which keeps .ci/run within its 15 minutes).
+STORE_TESTS := tests/services/store tests/services/projector tests/services/realtime \
+	tests/services/audit tests/services/http tests/contract/test_crash.py \
+	tests/contract/test_bad_requests.py tests/faults/test_races.py
+
+test-store: $(VENV)/.test ## the store-facing rooms alone (set DATELINE_TEST_REDIS_URL or DATELINE_TEST_CLUSTER=1)
+	$(VENV)/bin/pytest $(STORE_TESTS)
 
 soak: $(VENV)/.test ## the fault suite with its long loop counts, ending with a table of its figures
 	@mkdir -p test-artifacts

@@ -1,7 +1,9 @@
 """Fixtures: a real Redis-protocol server and a real ``dateline serve`` for the whole session.
 
-The server is the embedded Valkey (started here, in a temporary data dir), or the server named by
-``DATELINE_TEST_REDIS_URL`` (CI runs the suite a second time against Debian's Redis 7). No mocks,
+The server is the embedded Valkey (started here, in a temporary data dir), the server named by
+``DATELINE_TEST_REDIS_URL`` (CI runs the suite a second time against Debian's Redis 7), or a
+cluster: the one named by ``DATELINE_TEST_REDIS_CLUSTER_URL``, or with ``DATELINE_TEST_CLUSTER=1`` a
+3+3 Valkey Cluster started here (``services.store.localcluster``; CI's third pass). No mocks,
 no fakes: every test that touches the store talks to it, each on stories of its own.
 """
 
@@ -24,7 +26,9 @@ import redis as redis_sync
 import redis.asyncio as redis
 from hypothesis import HealthCheck, settings
 
+from services.store.connection import connect
 from services.store.embedded import EmbeddedValkey
+from services.store.localcluster import LocalCluster
 from services.store.record import Store
 
 ADMIN_TOKEN = "test-admin-token-not-a-secret"
@@ -39,6 +43,10 @@ os.environ.setdefault("DATELINE_WRITE_RATE", "0")
 settings.register_profile("dateline", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("dateline")
 ROOT = Path(__file__).resolve().parent.parent
+ON_CLUSTER = bool(
+    os.environ.get("DATELINE_TEST_CLUSTER") or os.environ.get("DATELINE_TEST_REDIS_CLUSTER_URL")
+)
+"""Whether this pass runs on a cluster (which has one database: ``isolated_url`` cannot be)."""
 
 
 def free_port() -> int:
@@ -50,9 +58,16 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The server under test: ``DATELINE_TEST_REDIS_URL`` or an embedded Valkey."""
-    given = os.environ.get("DATELINE_TEST_REDIS_URL")
+    given = os.environ.get("DATELINE_TEST_REDIS_URL") or os.environ.get(
+        "DATELINE_TEST_REDIS_CLUSTER_URL"
+    )
     if given:
         yield given
+        return
+    if ON_CLUSTER:
+        cluster = LocalCluster(tmp_path_factory.mktemp("cluster"))
+        yield cluster.start()
+        cluster.stop()
         return
     server = EmbeddedValkey(tmp_path_factory.mktemp("valkey"))
     yield server.start()
@@ -62,8 +77,8 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 async def client(redis_url: str) -> AsyncIterator[redis.Redis]:
     """A raw client on the server under test (for looking behind the API's back)."""
-    c = redis.Redis.from_url(redis_url)
-    yield c
+    c = connect(redis_url)
+    yield c  # type: ignore[misc]  # a cluster client answers the same commands
     await c.aclose()
 
 
@@ -209,8 +224,12 @@ def auditor_token(api_url: str) -> str:
 
 @pytest.fixture
 def sync_client(redis_url: str) -> Iterator[redis_sync.Redis]:
-    c = redis_sync.Redis.from_url(redis_url)
-    yield c
+    c = (
+        redis_sync.RedisCluster.from_url(redis_url)
+        if ON_CLUSTER
+        else redis_sync.Redis.from_url(redis_url)
+    )
+    yield c  # type: ignore[misc]  # a cluster client answers the same commands
     c.close()
 
 
@@ -234,6 +253,8 @@ def isolated_url(redis_url: str) -> Iterator[str]:
     For tests that run projectors of their own: the session's ``dateline serve`` keeps its
     projector on database 0, and would otherwise share (and race) their feeds.
     """
+    if ON_CLUSTER:
+        pytest.skip("a cluster has one database, and this test needs a store of its own")
     db = next(_next_db)
     url = with_db(redis_url, db)
     c = redis_sync.Redis.from_url(url)

@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from typing import cast
 
 import orjson
-import redis.asyncio as redis
 from immutables import Map
 from pydantic import JsonValue
 
@@ -33,7 +32,7 @@ from projections.changes import View, step
 from projections.story import Entry, StoryState, apply, page, render
 from services.audit import revisions, verify
 from services.store import keys
-from services.store.connection import reachable
+from services.store.connection import Client, reachable
 from services.store.keys import CHECKPOINT_EVERY
 from services.store.readmodel import ReadModel
 from services.store.record import Store
@@ -55,7 +54,7 @@ def parse_at(value: str) -> str:
 class Audit:
     """Replays, revisions and verification over one store."""
 
-    def __init__(self, client: redis.Redis, store: Store, reads: ReadModel) -> None:
+    def __init__(self, client: Client, store: Store, reads: ReadModel) -> None:
         self.client = client
         self.store = store
         self.reads = reads

@@ -14,20 +14,19 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-import redis.asyncio as redis
 from pydantic import JsonValue
 
 from events.chain import Envelope
 from events.errors import UnknownEntry, UnknownStory
 from services.store import keys
-from services.store.connection import reachable
+from services.store.connection import Client, reachable
 from services.store.readmodel import ReadModel
 from services.store.record import Store
 
 REVISION_TYPES = ("entry.published", "entry.edited", "entry.corrected", "entry.retracted")
 
 
-async def entry_versions(client: redis.Redis, story: str, names: list[str]) -> dict[str, list[int]]:
+async def entry_versions(client: Client, story: str, names: list[str]) -> dict[str, list[int]]:
     """The projected versions of the events about each entry, in order: its publication
     (its score in the paging index) and its members in the entry index (every later one)."""
     async with client.pipeline(transaction=False) as pipe:
@@ -46,7 +45,7 @@ async def entry_versions(client: redis.Redis, story: str, names: list[str]) -> d
 
 
 async def revisions(
-    client: redis.Redis, store: Store, reads: ReadModel, story: str, entry_id: str
+    client: Client, store: Store, reads: ReadModel, story: str, entry_id: str
 ) -> dict[str, JsonValue]:
     """Every body the entry has had, with who, when, why, and a diff from the one before."""
     if (await store.head(story))[0] == 0:

@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import redis.asyncio as redis
 
 from events.errors import ApiUnreachable, DatelineError, TokenNameTaken, from_answer
 from services.demo.sample_story import STEPS, Step
 from services.reader.plaintext import excerpt
 from services.run.serve import Extra, say
 from services.settings import Settings
+from services.store.connection import connect
 from services.store.tokens import Tokens
 
 DEMO_STORY = "demo-storm-oriane"
@@ -62,7 +62,7 @@ def local_base(settings: Settings) -> str:
 
 async def demo_token(redis_url: str, data_dir: Path, *, name: str = DESK) -> str:
     """The demo desk's editor token: the one kept in the data dir, or a new one (then kept)."""
-    client = redis.Redis.from_url(redis_url)
+    client = connect(redis_url)
     try:
         tokens = Tokens(client)
         path = Path(data_dir) / KEPT_IN

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis.asyncio as redis
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from services.audit.replay import Audit
@@ -12,7 +11,7 @@ from services.http.current import Current
 from services.http.heads import Heads
 from services.http.pages import Pages
 from services.settings import Settings
-from services.store.connection import connect
+from services.store.connection import Client, connect
 from services.store.limits import WriteLimits
 from services.store.readmodel import ReadModel
 from services.store.record import Store
@@ -23,7 +22,7 @@ from services.store.tokens import Tokens
 class Services:
     """The store's client and its views, the settings, and the process's metrics."""
 
-    client: redis.Redis
+    client: Client
     store: Store
     tokens: Tokens
     limits: WriteLimits

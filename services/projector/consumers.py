@@ -38,7 +38,7 @@ from services.projector import parked
 from services.projector.feeds import ensure_groups, envelopes_of
 from services.projector.fold import Projector, Unfoldable
 from services.store import keys
-from services.store.connection import connect
+from services.store.connection import connect, is_cluster
 from services.store.keys import GROUP
 
 log = logging.getLogger("dateline.projector")
@@ -102,7 +102,7 @@ class Consumers:
         self._factory = projector_factory
         self._projector: Projector | None = None
         self._ahead: dict[str, asyncio.Task[None]] = {}
-        self._reader: asyncio.Task[None] | None = None
+        self._readers: list[asyncio.Task[None]] = []
         self._claimer: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
@@ -117,7 +117,11 @@ class Consumers:
         await ensure_groups(self.projector.client)
         await self.recover()
         loop = asyncio.get_running_loop()
-        self._reader = loop.create_task(self._read_forever())
+        feeds = [keys.feed(p) for p in range(keys.PARTITIONS)]
+        if is_cluster(self.url):  # a read across slots is refused: one reader per feed
+            self._readers = [loop.create_task(self._read_forever([feed])) for feed in feeds]
+        else:
+            self._readers = [loop.create_task(self._read_forever(feeds))]
         self._claimer = loop.create_task(self._claim_forever())
 
     async def stop(self) -> None:
@@ -125,25 +129,31 @@ class Consumers:
         left unfolded), then let the batches already started finish their writes."""
         self._stopping.set()
         await self._unblock_reader()
-        for task in (self._reader, self._claimer):
+        for task in (*self._readers, self._claimer):
             if task is not None:
                 await task
         if self._ahead:
             await asyncio.wait(set(self._ahead.values()))
 
-    async def _read_forever(self) -> None:
-        """Read every feed in one ``XREADGROUP`` (up to ``BATCH`` entries of each), fold what
+    async def _read_forever(self, feeds: Sequence[str]) -> None:
+        """Read ``feeds`` in one ``XREADGROUP`` (up to ``BATCH`` entries of each), fold what
         came as one batch, and read again; an unreachable store is read again after
-        ``RETRY_S``, a lost group (the store emptied under us) is created again, loudly."""
+        ``RETRY_S``, a lost group (the store emptied under us) is created again, loudly.
+
+        On a cluster a reader reads one feed, and a failover's ``UNBLOCKED`` (its primary
+        became a replica under the read) is read again at once from the new primary."""
         # its own connection: a blocked read holds it, and its timeout is longer than the block;
         # named, so that stop() can end a blocked read at once (CLIENT UNBLOCK)
-        client = connect(
-            self.url,
-            socket_timeout=POLL_MS / 1_000 + 10,
-            client_name=self._reader_name,
-            single_connection_client=True,
-        )
-        streams: dict[Any, Any] = {keys.feed(p): ">" for p in range(keys.PARTITIONS)}
+        if is_cluster(self.url):
+            client = connect(self.url, socket_timeout=POLL_MS / 1_000 + 10)
+        else:
+            client = connect(
+                self.url,
+                socket_timeout=POLL_MS / 1_000 + 10,
+                client_name=self._reader_name,
+                single_connection_client=True,
+            )
+        streams: dict[Any, Any] = dict.fromkeys(feeds, ">")
         try:
             while not self._stopping.is_set():
                 try:
@@ -155,26 +165,30 @@ class Consumers:
                     await self._pause(RETRY_S)
                     continue
                 except ResponseError as error:
+                    if str(error).startswith(("UNBLOCKED", "CLUSTERDOWN", "TRYAGAIN")):
+                        log.warning("reading %s: %s; again in %s s", feeds, error, RETRY_S)
+                        await self._pause(RETRY_S)
+                        continue
                     if "NOGROUP" not in str(error):
                         raise
                     log.error("the projectors' group is gone from a feed (%s): creating it", error)
                     await ensure_groups(client)
                     continue
-                feeds: list[str] = []
+                batch_feeds: list[str] = []
                 envelopes: list[Envelope] = []
                 ids: list[bytes] = []
                 for feed, entries in cast("list[tuple[bytes, _Claimed]]", reply or []):
                     found, their_ids, bad = envelopes_of(entries)
                     if bad:
                         await self._unreadable(feed.decode(), bad)
-                    feeds.append(feed.decode())
+                    batch_feeds.append(feed.decode())
                     envelopes += found
                     ids += their_ids
                     if len(envelopes) >= BATCH:  # a backlog: folded feed by feed, side by side
-                        await self._chain(feeds, envelopes, ids)
-                        feeds, envelopes, ids = [], [], []
+                        await self._chain(batch_feeds, envelopes, ids)
+                        batch_feeds, envelopes, ids = [], [], []
                 if envelopes:  # live: what a read brings from every feed is one batch
-                    await self._chain(feeds, envelopes, ids)
+                    await self._chain(batch_feeds, envelopes, ids)
         finally:
             await client.aclose()
 

@@ -20,6 +20,7 @@ import redis.asyncio as redis
 from events.chain import Envelope
 from services.projector.fold import Unfoldable
 from services.store import keys
+from services.store.connection import Client
 from services.store.keys import GROUP
 
 TRIM_EVERY_S = 30.0
@@ -28,7 +29,7 @@ DATA = b"__data__"
 """The feed entry's field holding the envelope (``append.lua`` writes it)."""
 
 
-async def ensure_groups(client: redis.Redis) -> None:
+async def ensure_groups(client: Client) -> None:
     """Create the projectors' group on every feed, from the feed's start (so nothing is missed)."""
     for p in range(keys.PARTITIONS):
         try:
@@ -38,7 +39,7 @@ async def ensure_groups(client: redis.Redis) -> None:
                 raise
 
 
-async def trim_feeds(client: redis.Redis) -> None:
+async def trim_feeds(client: Client) -> None:
     """Drop feed entries every projector has acknowledged (the record keeps them forever)."""
     for p in range(keys.PARTITIONS):
         feed = keys.feed(p)
@@ -55,7 +56,7 @@ async def trim_feeds(client: redis.Redis) -> None:
             await client.xtrim(feed, minid=floor, approximate=True)
 
 
-async def trim_forever(client: redis.Redis) -> None:
+async def trim_forever(client: Client) -> None:
     """Trim the feeds every ``TRIM_EVERY_S``, for as long as the projector runs (best effort:
     a failed round only lets the feeds grow until the next)."""
     while True:

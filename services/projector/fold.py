@@ -27,7 +27,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-import redis.asyncio as redis
 from immutables import Map
 from pydantic import JsonValue
 
@@ -37,6 +36,7 @@ from projections.story import Entry, StoryState
 from services import faults
 from services.store import keys, scripts
 from services.store.autopipeline import Script
+from services.store.connection import Client
 from services.store.keys import CHECKPOINT_EVERY, GROUP
 from services.store.record import Store
 
@@ -81,7 +81,7 @@ class Projector:
     projector costs one refused write and a fresh read, never a wrong state.
     """
 
-    def __init__(self, client: redis.Redis, store: Store) -> None:
+    def __init__(self, client: Client, store: Store) -> None:
         self.client = client
         self.store = store
         self._script = Script(store.pipe, scripts.PROJECT)
@@ -111,7 +111,9 @@ class Projector:
                     keys.meta(story), "version", "json", "pinned", "pinned_json", "key_events"
                 )
                 ids = sorted({i for e in stories[story] if (i := e.entry_id)})
-                pipe.hmget(keys.entries(story), ids) if ids else pipe.echo(b"")
+                # a keyed placeholder where no entry is asked for (a cluster refuses keyless
+                # commands in a pipeline): its answer, a number, is not a list, so it is skipped
+                pipe.hmget(keys.entries(story), ids) if ids else pipe.hlen(keys.entries(story))
             replies = await pipe.execute()
         for n, story in enumerate(missing):
             (version, meta, pinned, pinned_json, key_events), found = replies[2 * n : 2 * n + 2]

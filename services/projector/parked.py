@@ -19,11 +19,11 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-import redis.asyncio as redis
 from pydantic import JsonValue
 
 from services.projector.fold import Unfoldable
 from services.store import keys, parking
+from services.store.connection import Client
 from services.store.keys import GROUP
 
 log = logging.getLogger("dateline.projector")
@@ -33,7 +33,7 @@ MAX_DELIVERIES = 3
 ``CLAIM_IDLE_MS``, so it is parked about 10 to 15 s after it first failed)."""
 
 
-async def deliveries(client: redis.Redis, feed: str, ids: Sequence[bytes]) -> int:
+async def deliveries(client: Client, feed: str, ids: Sequence[bytes]) -> int:
     """The most times any of ``ids`` has been delivered to the group (0: none still pending)."""
     async with client.pipeline(transaction=False) as pipe:
         for entry_id in ids:
@@ -42,9 +42,7 @@ async def deliveries(client: redis.Redis, feed: str, ids: Sequence[bytes]) -> in
     return max((int(r[0]["times_delivered"]) for r in replies if r), default=0)
 
 
-async def handle(
-    client: redis.Redis, poison: Unfoldable, p: int, ids: Sequence[bytes], by: str
-) -> str:
+async def handle(client: Client, poison: Unfoldable, p: int, ids: Sequence[bytes], by: str) -> str:
     """Decide what becomes of a poison event whose story's entries ``ids`` of feed ``p`` are in
     hand: ``held`` (the story is parked already: acknowledged), ``parked`` now, or ``retry``
     (left pending for the claim to deliver again)."""

@@ -43,7 +43,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,7 +91,8 @@ from services.realtime.subscription import (
     Send,
     Subscription,
 )
-from services.store import keys
+from services.store import changefeed, keys
+from services.store.connection import Client as StoreClient
 from services.store.readmodel import ReadModel
 
 log = logging.getLogger("dateline.gateway")
@@ -113,8 +114,6 @@ behind its frames waits the same way, so it never notices)."""
 STOP_TIMEOUT = 5.0
 """Seconds a stopping gateway gives each client to take its 1001 (half the time ``serve`` gives a
 worker to stop): a client that reads nothing never holds up a shutdown."""
-TAIL_BLOCK_MS = 1_000
-TAIL_COUNT = 1_000
 READS_AT_ONCE = 32
 """Store reads in flight at once: well below redis-py's pool (100 connections, and it refuses
 rather than waits past them), leaving room for the tail's blocking read."""
@@ -126,8 +125,6 @@ RETRIES = (0.2, 0.5, 1.0)
 
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
 """Stream entries as redis-py returns them without ``decode_responses``: (id, fields)."""
-Streams = list[tuple[bytes, Entries]]
-"""An XREAD reply: (stream name, its entries)."""
 
 
 @dataclass(eq=False)
@@ -262,7 +259,7 @@ class Gateway:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: StoreClient,
         origins: Iterable[str] | None = None,
         *,
         ops_rate: float = 0,
@@ -289,49 +286,26 @@ class Gateway:
 
     # -- the tail: one reader of every partition's changes -------------------------------------
 
-    async def positions(self) -> dict[str, bytes | str]:
-        """Where the tail starts: each partition's last entry now ("0-0" for a stream not made yet).
+    async def tail(self, streams: changefeed.Positions | None = None) -> None:
+        """Follow every partition's changes stream from ``streams`` (default: now) on, forever
+        (``changefeed.follow``), each change to ``deliver``; a failing read tells subscribers the
+        store is away, the next reply that it is back."""
 
-        Not "$": XREAD re-reads "$" as the newest id at each call, so an entry appended between
-        two calls to a partition the tail had not read yet would be skipped.
-        """
-        names = [keys.partition_changes(p) for p in range(keys.PARTITIONS)]
-        async with self.client.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.xrevrange(name, count=1)
-            tops = await pipe.execute()
-        return {name: top[0][0] if top else "0-0" for name, top in zip(names, tops, strict=True)}
+        def entry(story: str, fields: Mapping[bytes, bytes]) -> None:
+            for version, change in changes_of(fields):
+                self.deliver(story, version, change)
 
-    async def tail(self, streams: dict[str, bytes | str] | None = None) -> None:
-        """Follow every partition's changes stream from ``streams`` (default: now) on, forever."""
-        while streams is None:
-            try:
-                streams = await self.positions()
-            except redis.RedisError as error:
-                log.warning("change tail cannot start: %s", error)
-                await asyncio.sleep(0.5)
-        while True:
-            try:
-                replies: Streams = await self.client.xread(  # type: ignore[assignment]  # bytes, not decoded
-                    streams,  # type: ignore[arg-type]  # redis-py's StreamIdT forgets bytes ids
-                    count=TAIL_COUNT,
-                    block=TAIL_BLOCK_MS,
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                log.warning("change tail failed: %s", error)
-                self._tell(away=True)
-                await asyncio.sleep(0.5)
-                continue
-            self._tell(away=False)
-            for stream, entries in replies:
-                name = stream.decode() if isinstance(stream, bytes) else stream
-                for entry_id, fields in entries:
-                    streams[name] = entry_id
-                    story = fields[b"s"].decode()
-                    for version, change in changes_of(fields):
-                        self.deliver(story, version, change)
+        def failure(error: Exception) -> None:
+            log.warning("change tail failed: %s", error)
+            self._tell(away=True)
+
+        await changefeed.follow(
+            self.client,
+            entry,
+            streams,
+            on_reply=lambda: self._tell(away=False),
+            on_failure=failure,
+        )
 
     def _tell(self, *, away: bool) -> None:
         """On a change of the tail's fortune, tell every subscriber of every channel: the store
@@ -641,7 +615,9 @@ class Gateway:
         """Listen, and start tailing the changes."""
         streams: dict[str, bytes | str] | None = None
         with contextlib.suppress(redis.RedisError):  # the store is away: the tail retries
-            streams = await self.positions()  # before any subscriber: nothing after is skipped
+            streams = await changefeed.positions(
+                self.client
+            )  # before any subscriber: nothing after is skipped
         self._tail = asyncio.get_running_loop().create_task(self.tail(streams))
         origins: list[Any] | None = None
         if self.origins is not None:

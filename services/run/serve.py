@@ -18,7 +18,6 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-import redis.asyncio as redis
 import uvicorn
 
 from events.errors import PortInUse
@@ -31,7 +30,7 @@ from services.projector.fold import Projector
 from services.realtime.gateway import Gateway
 from services.settings import Settings
 from services.store import identity
-from services.store.connection import connect, redacted
+from services.store.connection import Client, connect, redacted
 from services.store.embedded import EmbeddedValkey
 from services.store.record import Store
 from services.store.tokens import Tokens
@@ -171,7 +170,7 @@ async def run(
         url = embedded.start()
     projection: Projection | None = None
     hub: Gateway | None = None
-    hub_client: redis.Redis | None = None
+    hub_client: Client | None = None
     beside: asyncio.Task[None] | None = None
     try:
         if api and projector and gateway:  # serve: one process, so no two race to create it

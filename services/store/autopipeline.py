@@ -13,7 +13,10 @@ Rules:
 - a lost connection fails every call in flight with a connection error (``store_unavailable``
   to the caller); the next call opens a new one;
 - everything else (reads, consumer groups, the gateway) stays on redis-py, and so do
-  ``rediss://`` URLs, whose TLS options redis-py knows best.
+  ``rediss://`` URLs, whose TLS options redis-py knows best, and clusters: redis-py's cluster
+  client routes each command by its key's slot and follows MOVED, ASK and TRYAGAIN (one
+  auto-pipelined connection per primary is not built yet: docs/architecture.md). It also sends
+  a command again after a lost connection, which ``append.lua`` answers as the first run did.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 import hiredis
 import redis.asyncio as redis
 from redis._parsers.base import BaseParser
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
@@ -97,19 +101,24 @@ class _Wire(asyncio.Protocol):
 class AutoPipeline:
     """Commands from any number of tasks over one lazily (re)opened connection."""
 
-    def __init__(self, client: redis.Redis) -> None:
-        pool = client.connection_pool
+    def __init__(self, client: redis.Redis | RedisCluster) -> None:
         self.client = client
-        self.options = dict(pool.connection_kwargs)
-        self.unix = issubclass(pool.connection_class, UnixDomainSocketConnection)
-        self.tls = issubclass(pool.connection_class, SSLConnection)
+        if isinstance(client, RedisCluster):  # routed by slot, redirected and retried by redis-py
+            self.options: dict[str, Any] = {}
+            self.unix = False
+            self.tls = True
+        else:
+            pool = client.connection_pool
+            self.options = dict(pool.connection_kwargs)
+            self.unix = issubclass(pool.connection_class, UnixDomainSocketConnection)
+            self.tls = issubclass(pool.connection_class, SSLConnection)
         self._wire: _Wire | None = None
         self._opening = asyncio.Lock()
 
     async def execute(self, *args: Any) -> Any:
         """Send one command; its answer (RESP2, bytes), or the server's error raised."""
         if self.tls:
-            return await self.client.execute_command(*args)  # type: ignore[no-untyped-call]  # untyped in redis-py
+            return await self.client.execute_command(*args)  # type: ignore[no-untyped-call,unused-ignore]  # untyped in redis-py (not in its cluster client)
         wire = self._wire
         if wire is None or wire.lost is not None:
             wire = await self._open()
@@ -120,7 +129,7 @@ class AutoPipeline:
         if self.tls:
             return list(
                 await asyncio.gather(
-                    *(self.client.execute_command(*c) for c in commands),  # type: ignore[no-untyped-call]  # untyped in redis-py
+                    *(self.client.execute_command(*c) for c in commands),  # type: ignore[no-untyped-call,unused-ignore]  # untyped in redis-py (not in its cluster client)
                     return_exceptions=True,
                 )
             )
@@ -130,6 +139,14 @@ class AutoPipeline:
         packed = b"".join([hiredis.pack_command(c) for c in commands])
         futures = wire.send_many(packed, len(commands))
         return list(await asyncio.gather(*futures, return_exceptions=True))
+
+    async def load(self, source: str) -> None:
+        """``SCRIPT LOAD`` the script: on a cluster, on every primary (a replica promoted by a
+        failover starts with no scripts, and answers NOSCRIPT until this runs again)."""
+        if isinstance(self.client, RedisCluster):
+            await self.client.script_load(source)
+        else:
+            await self.execute("SCRIPT", "LOAD", source)
 
     async def _open(self) -> _Wire:
         async with self._opening:
@@ -189,7 +206,7 @@ class Script:
         try:
             return await self.pipe.execute(*command)
         except NoScriptError:
-            await self.pipe.execute("SCRIPT", "LOAD", self.source)
+            await self.pipe.load(self.source)
             return await self.pipe.execute(*command)
 
     async def many(self, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
@@ -198,7 +215,7 @@ class Script:
         commands = [("EVALSHA", self.sha, len(keys), *keys, *args) for keys, args in calls]
         answers = await self.pipe.execute_many(commands)
         if any(isinstance(a, NoScriptError) for a in answers):
-            await self.pipe.execute("SCRIPT", "LOAD", self.source)
+            await self.pipe.load(self.source)
             again = [n for n, a in enumerate(answers) if isinstance(a, NoScriptError)]
             for n, answer in zip(
                 again, await self.pipe.execute_many([commands[n] for n in again]), strict=True

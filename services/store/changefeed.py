@@ -18,8 +18,10 @@ import logging
 from collections.abc import Callable, Mapping
 
 import redis.asyncio as redis
+from redis.asyncio.cluster import RedisCluster
 
 from services.store import keys
+from services.store.connection import Client
 
 log = logging.getLogger("dateline.changefeed")
 
@@ -47,7 +49,7 @@ def _logged(error: Exception) -> None:
     log.warning("change tail failed: %s", error)
 
 
-async def positions(client: redis.Redis) -> Positions:
+async def positions(client: Client) -> Positions:
     """Each partition's last entry now ("0-0" for a stream not made yet): where a tail starts."""
     names = [keys.partition_changes(p) for p in range(keys.PARTITIONS)]
     async with client.pipeline(transaction=False) as pipe:
@@ -58,20 +60,60 @@ async def positions(client: redis.Redis) -> Positions:
 
 
 async def follow(
-    client: redis.Redis,
+    client: Client,
     on_entry: OnEntry,
     streams: Positions | None = None,
     *,
     on_reply: Callable[[], None] = _nothing,
     on_failure: Callable[[Exception], None] = _logged,
 ) -> None:
-    """Follow every partition's changes stream from ``streams`` (default: now) on, forever."""
+    """Follow every partition's changes stream from ``streams`` (default: now) on, forever.
+
+    On one server, one XREAD reads them all. A cluster refuses a read across slots (CROSSSLOT),
+    so there each partition has a read of its own, side by side; the tail is then reported
+    alive (``on_reply``) only while no partition's read is failing, and a failing one is
+    reported (``on_failure``) as it fails.
+    """
     while streams is None:
         try:
             streams = await positions(client)
         except redis.RedisError as error:
             on_failure(error)
             await asyncio.sleep(RETRY_AFTER)
+    if not isinstance(client, RedisCluster):
+        await _follow(client, on_entry, streams, on_reply, on_failure)
+        return
+    failing: set[str] = set()
+
+    def replied(name: str) -> Callable[[], None]:
+        def reply() -> None:
+            failing.discard(name)
+            if not failing:
+                on_reply()
+
+        return reply
+
+    def failed(name: str) -> Callable[[Exception], None]:
+        def failure(error: Exception) -> None:
+            failing.add(name)
+            on_failure(error)
+
+        return failure
+
+    async with asyncio.TaskGroup() as group:
+        for name, position in streams.items():
+            group.create_task(
+                _follow(client, on_entry, {name: position}, replied(name), failed(name))
+            )
+
+
+async def _follow(
+    client: Client,
+    on_entry: OnEntry,
+    streams: Positions,
+    on_reply: Callable[[], None],
+    on_failure: Callable[[Exception], None],
+) -> None:
     while True:
         try:
             replies: Streams = await client.xread(  # type: ignore[assignment]  # bytes, not decoded

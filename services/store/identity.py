@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import secrets
 
-import redis.asyncio as redis
 from pydantic import JsonValue
 
 from events.errors import StoreUnavailable
 from services.store import keys
-from services.store.connection import reachable
+from services.store.connection import Client, reachable
 
 
 def lost(expected: str | None, found: set[str | None]) -> StoreUnavailable:
@@ -41,7 +40,7 @@ def lost(expected: str | None, found: set[str | None]) -> StoreUnavailable:
     )
 
 
-async def marks(client: redis.Redis) -> list[str | None]:
+async def marks(client: Client) -> list[str | None]:
     """The mark of every partition, in order (None where there is none)."""
     with reachable():
         async with client.pipeline(transaction=False) as pipe:
@@ -51,7 +50,7 @@ async def marks(client: redis.Redis) -> list[str | None]:
     return [None if m is None else m.decode() for m in found]
 
 
-async def learn(client: redis.Redis, given: str | None = None) -> str:
+async def learn(client: Client, given: str | None = None) -> str:
     """The store's id: ``given``, checked against the marks; else the marks; else a new one.
 
     Raises ``StoreUnavailable`` (``details.store`` = ``"lost"``) when the marks disagree, some
@@ -77,7 +76,7 @@ async def learn(client: redis.Redis, given: str | None = None) -> str:
     return mark
 
 
-async def check(client: redis.Redis, expected: str) -> StoreUnavailable | None:
+async def check(client: Client, expected: str) -> StoreUnavailable | None:
     """None while every partition still carries ``expected``; else the refusal that says why."""
     found = set(await marks(client))
     return None if found == {expected} else lost(expected, found)

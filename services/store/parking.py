@@ -17,18 +17,18 @@ from collections.abc import Sequence
 from typing import cast
 
 import orjson
-import redis.asyncio as redis
 from pydantic import JsonValue
 
 from events.errors import UnknownStory
 from services.store import keys
+from services.store.connection import Client
 from services.store.keys import GROUP
 
 log = logging.getLogger("dateline.store")
 
 
 async def park(
-    client: redis.Redis, p: int, story: str, letter: dict[str, JsonValue], ids: Sequence[bytes]
+    client: Client, p: int, story: str, letter: dict[str, JsonValue], ids: Sequence[bytes]
 ) -> None:
     """Park ``story`` (of partition ``p``) with ``letter``, acknowledging its feed entries
     ``ids``, in one transaction."""
@@ -40,11 +40,11 @@ async def park(
         await tx.execute()
 
 
-async def is_parked(client: redis.Redis, p: int, story: str) -> bool:
+async def is_parked(client: Client, p: int, story: str) -> bool:
     return bool(await client.hexists(keys.parked(p), story))
 
 
-async def parked(client: redis.Redis) -> list[dict[str, JsonValue]]:
+async def parked(client: Client) -> list[dict[str, JsonValue]]:
     """Every story parked now, with what parked it, by story."""
     async with client.pipeline(transaction=False) as pipe:
         for p in range(keys.PARTITIONS):
@@ -54,7 +54,7 @@ async def parked(client: redis.Redis) -> list[dict[str, JsonValue]]:
     return sorted(found, key=lambda letter: str(letter["story"]))
 
 
-async def count(client: redis.Redis) -> int:
+async def count(client: Client) -> int:
     """How many stories are parked now."""
     async with client.pipeline(transaction=False) as pipe:
         for p in range(keys.PARTITIONS):
@@ -62,7 +62,7 @@ async def count(client: redis.Redis) -> int:
         return sum(int(n) for n in await pipe.execute())
 
 
-async def retry(client: redis.Redis, story: str) -> dict[str, JsonValue]:
+async def retry(client: Client, story: str) -> dict[str, JsonValue]:
     """Unpark ``story`` and ring its feed with its head event, so a projector folds it again
     from where its projection stopped; what had parked it. ``UnknownStory`` if not parked."""
     p = keys.partition(story)

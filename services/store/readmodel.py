@@ -11,13 +11,12 @@ import asyncio
 import time
 
 import orjson
-import redis.asyncio as redis
 from pydantic import JsonValue
 
 from events.errors import ProjectionLagging, UnknownStory
 from projections.story import page
 from services.store import keys, scripts
-from services.store.connection import reachable
+from services.store.connection import Client, reachable
 
 MIN_VERSION_WAIT = 5.0
 """Seconds ``min_version`` waits for the projector (CONTRACT: up to 5 s, then 504)."""
@@ -26,7 +25,7 @@ MIN_VERSION_WAIT = 5.0
 class ReadModel:
     """Reads of current state, public (no token)."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: Client) -> None:
         self.client = client
         self._read_page = client.register_script(scripts.READ_PAGE)
 

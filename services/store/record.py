@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import cast
 
-import redis.asyncio as redis
 from pydantic import JsonValue
 
 from events.base import Command
@@ -37,7 +36,7 @@ from events.stamp import Stamp
 from projections import facts as facts_fold
 from services.store import identity, keys, scripts
 from services.store.autopipeline import AutoPipeline, Script
-from services.store.connection import connect, reachable
+from services.store.connection import Client, connect, reachable
 
 log = logging.getLogger("dateline.store")
 
@@ -125,7 +124,7 @@ class _Cached:
 class Store:
     """Appends to and reads from the record on a Redis-protocol server."""
 
-    def __init__(self, client: redis.Redis, store_id: str | None = None) -> None:
+    def __init__(self, client: Client, store_id: str | None = None) -> None:
         self.client = client
         self.given_id = store_id or None
         """The store's id this process was handed (``DATELINE_STORE_ID``), if any."""
@@ -344,7 +343,8 @@ class Store:
                 )
                 with reachable():
                     status, value = await self._append(*call)
-                if status == b"ok":
+                if status == b"ok" or (status == b"dup" and bytes(value) == body):
+                    # (the second: this call ran, its reply was lost and the client sent it again)
                     cached.facts = facts_fold.apply(facts, envelope)
                     cached.recorded_at = recorded_at
                     return Appended(envelope, body)

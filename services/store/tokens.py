@@ -32,12 +32,11 @@ import time
 from dataclasses import dataclass
 
 import orjson
-import redis.asyncio as redis
 
 from events.errors import InvalidRequest, TokenNameTaken, UnknownToken
 from events.stamp import ROLES, Role
 from services.store import keys, scripts
-from services.store.connection import reachable
+from services.store.connection import Client, reachable
 
 CACHE_SECONDS = 5.0
 TOKEN_BYTES = 32
@@ -79,7 +78,7 @@ def new_token() -> str:
 class Tokens:
     """Create, revoke and resolve tokens on the store."""
 
-    def __init__(self, client: redis.Redis, admin_token: str | None = None) -> None:
+    def __init__(self, client: Client, admin_token: str | None = None) -> None:
         self.client = client
         self._bootstrap = token_hash(admin_token) if admin_token else None
         self._cache: dict[str, tuple[float, Principal | None]] = {}
@@ -142,11 +141,14 @@ class Tokens:
             digest = await self.client.hget(keys.TOKEN_NAMES, name)
             if digest is None:
                 raise UnknownToken(f"no token named {name!r}")
-            async with self.client.pipeline(transaction=True) as pipe:
+            async with self.client.pipeline(transaction=True) as pipe:  # one slot: {tokens}
                 pipe.hdel(keys.TOKENS, digest)
                 pipe.hdel(keys.TOKEN_NAMES, name)
-                pipe.publish(keys.TOKEN_REVOKED, digest)
                 await pipe.execute()
+            # then the news, to every server (a cluster refuses a keyless command in a
+            # transaction; a publish reaches every node's subscribers). Lost in a crash just
+            # before it, the other servers drop the token within their cache's 5 s.
+            await self.client.publish(keys.TOKEN_REVOKED, digest)
         self._forget(digest if isinstance(digest, str) else digest.decode())
 
     def _forget(self, digest: str | None) -> None:

@@ -17,19 +17,24 @@ import pytest
 SOAK = bool(os.environ.get("DATELINE_SOAK"))
 """Set by ``make soak``: loops run their long counts."""
 
+ON_CLUSTER = bool(
+    os.environ.get("DATELINE_TEST_CLUSTER") or os.environ.get("DATELINE_TEST_REDIS_CLUSTER_URL")
+)
+"""Whether this pass runs on a cluster (as ``tests/conftest.py`` says)."""
+
 FIGURES: list[tuple[str, str]] = []
 """(name, figure) in the order the tests stated them."""
 
 
 own_store = pytest.mark.skipif(
-    bool(os.environ.get("DATELINE_TEST_REDIS_URL")),
+    bool(os.environ.get("DATELINE_TEST_REDIS_URL")) or ON_CLUSTER,
     reason="starts a valkey-server of its own, whatever the store under test: it runs once, in"
     " the embedded pass, not again in the pass against an external server",
 )
 """For tests that kill, empty or damage a store they start themselves."""
 
 store_agnostic = pytest.mark.skipif(
-    bool(os.environ.get("DATELINE_TEST_REDIS_URL")),
+    bool(os.environ.get("DATELINE_TEST_REDIS_URL")) or ON_CLUSTER,
     reason="tests rules of Dateline's own (the gateway's, the sanitizer's, the OpenAPI document,"
     " roles, headers, logs), the same on any store: it runs once, in the embedded pass, which"
     " keeps .ci/run within its 15 minutes",

@@ -6,7 +6,7 @@
 -- ARGV (9): expected_version, expected_hash (the head the decision assumed), version, new_hash,
 --           envelope (canonical JSON), fingerprint ('' without a key), ttl (seconds), story,
 --           store (the id the writer knows this store by)
--- Returns {'ok', version} | {'dup', first answer} | {'reused', ''} | {'conflict', head version}
+-- Returns {'ok', version} | {'dup', first answer (or this envelope, already appended)} | {'reused', ''} | {'conflict', head version}
 --       | {'lost', the mark found or ''} (the store is not the one the writer knows: nothing done)
 if #KEYS ~= 5 or #ARGV ~= 9 then
   return redis.error_reply('ERR append.lua: expected 5 keys (events, head, feed, idempotency,'
@@ -38,6 +38,15 @@ local stored = redis.call('HMGET', head, 'v', 'h')
 local v = stored[1] or '0'
 local h = stored[2] or '0000000000000000000000000000000000000000000000000000000000000000'
 if v ~= expected_version or h ~= expected_hash then
+  -- This very call may have run before: its reply was lost and it was sent again (a cluster
+  -- client resends after a connection error). The record then holds this envelope at this
+  -- version, and the first run's answer is the answer.
+  if tonumber(v) >= tonumber(version) then
+    local at = redis.call('XRANGE', events, version .. '-0', version .. '-0')
+    if at[1] and at[1][2][4] == envelope then
+      return {'dup', envelope}
+    end
+  end
   return {'conflict', v}
 end
 -- 'f' is the stored envelope's format, 1; 'e' the envelope. The XADD with an explicit id is the

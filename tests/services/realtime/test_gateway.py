@@ -22,6 +22,7 @@ from events.decide import parse_command, parse_open
 from services.projector.fold import Projector
 from services.realtime.gateway import MAX_SUBSCRIPTIONS, STOP_TIMEOUT, Gateway
 from services.store import keys
+from services.store.connection import connect as store_client
 from services.store.readmodel import ReadModel
 from services.store.record import Store
 from tests.conftest import free_port
@@ -231,7 +232,7 @@ async def test_two_gateways_deliver_the_same_versions(
     ws_url: str, redis_url: str, store: Store, story_id: str
 ) -> None:
     """A second gateway process on another port delivers the same ordered versions."""
-    client = redis.Redis.from_url(redis_url)
+    client = store_client(redis_url)
     second = Gateway(client)
     port = free_port()
     await second.start("127.0.0.1", port)
@@ -372,7 +373,7 @@ async def test_a_gateway_stops_in_bounded_time_beside_a_client_that_reads_nothin
     gateway: it is dropped once it has not taken its 1001 for ``STOP_TIMEOUT``. It once waited
     for the client's own 10 s stall and the close after it: websockets' close waits, without
     bound, for the transport to drain. (``ws_url``: the session's projector folds the story.)"""
-    client = redis.Redis.from_url(redis_url)
+    client = store_client(redis_url)
     gateway = Gateway(client)
     port = free_port()
     await gateway.start("127.0.0.1", port)

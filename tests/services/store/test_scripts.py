@@ -160,3 +160,23 @@ async def test_read_page_with_a_wrong_arity_is_refused(store: Store, story_id: s
     with pytest.raises(ResponseError, match=r"read_page\.lua: expected 3 keys .* got 3 keys"):
         await Script(store.pipe, scripts.READ_PAGE)(names, args[:1])
     assert await Script(store.pipe, scripts.READ_PAGE)(names, args) == [None]
+
+
+async def test_an_append_sent_again_after_it_ran_is_answered_dup_and_written_once(
+    store: Store, client: redis.Redis, story_id: str
+) -> None:
+    """A cluster client sends a command again when its reply was lost: the second run of the
+    same call finds its own envelope at its version and answers ``dup`` with it, writing
+    nothing; another envelope at that version is still a conflict."""
+    mark = await store.identify()
+    call = append_call(story_id, mark)
+    append = Script(store.pipe, scripts.APPEND)
+    assert (await append(*call))[0] == b"ok"
+    assert await append(*call) == [b"dup", b'{"version":1}']
+    assert await client.xlen(keys.events(story_id)) == 1
+    assert await client.xlen(keys.feed_of(story_id)) == 1
+    keys_, args = call
+    other = [*args]
+    other[4] = b'{"version":1,"other":true}'
+    assert await append(keys_, other) == [b"conflict", b"1"]
+    assert await client.xlen(keys.events(story_id)) == 1

