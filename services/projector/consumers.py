@@ -5,7 +5,7 @@ Rules:
   ``<host>-<pid>``, so a restarted projector is a new consumer and its old batch is claimed;
 - one ``XREADGROUP`` reads every feed at once, so a batch holds whatever is waiting across all
   partitions (live, a read per partition returns an event or two, and the per-batch costs are
-  paid per event);
+  paid per event); a cluster refuses a read across slots, so there each feed has its reader;
 - batches are folded in order, one in flight: a batch's fold and writes are started and the next
   read goes out while ``project.lua`` runs;
 - a batch that fails is folded again story by story, so one story's failure holds back only
@@ -99,6 +99,8 @@ class Consumers:
         self.url = url
         self.consumer = name or consumer_name()
         self.claim_idle_ms = claim_idle_ms
+        self.clustered = is_cluster(url)
+        """On a cluster: one reader per feed, on the cluster client's connections."""
         self._factory = projector_factory
         self._projector: Projector | None = None
         self._ahead: dict[str, asyncio.Task[None]] = {}
@@ -118,10 +120,8 @@ class Consumers:
         await self.recover()
         loop = asyncio.get_running_loop()
         feeds = [keys.feed(p) for p in range(keys.PARTITIONS)]
-        if is_cluster(self.url):  # a read across slots is refused: one reader per feed
-            self._readers = [loop.create_task(self._read_forever([feed])) for feed in feeds]
-        else:
-            self._readers = [loop.create_task(self._read_forever(feeds))]
+        shares = [[feed] for feed in feeds] if self.clustered else [feeds]
+        self._readers = [loop.create_task(self._read_forever(share)) for share in shares]
         self._claimer = loop.create_task(self._claim_forever())
 
     async def stop(self) -> None:
@@ -140,11 +140,13 @@ class Consumers:
         came as one batch, and read again; an unreachable store is read again after
         ``RETRY_S``, a lost group (the store emptied under us) is created again, loudly.
 
-        On a cluster a reader reads one feed, and a failover's ``UNBLOCKED`` (its primary
-        became a replica under the read) is read again at once from the new primary."""
+        On a cluster a reader reads one feed; a failover's ``UNBLOCKED`` (its primary became a
+        replica under the read), ``CLUSTERDOWN`` and ``TRYAGAIN`` are read again after
+        ``RETRY_S``, from wherever the slot lives by then."""
         # its own connection: a blocked read holds it, and its timeout is longer than the block;
-        # named, so that stop() can end a blocked read at once (CLIENT UNBLOCK)
-        if is_cluster(self.url):
+        # named, so that stop() can end a blocked read at once (CLIENT UNBLOCK). A cluster's
+        # readers are not named (a blocked one ends within POLL_MS of a stop)
+        if self.clustered:
             client = connect(self.url, socket_timeout=POLL_MS / 1_000 + 10)
         else:
             client = connect(

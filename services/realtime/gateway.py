@@ -123,8 +123,7 @@ one client may owe on credit at a time, beside ``MAX_BUFFER`` of live frames."""
 RETRIES = (0.2, 0.5, 1.0)
 """Pauses before each new attempt of a read the core asks again (subscription rule 9)."""
 
-Entries = list[tuple[bytes, dict[bytes, bytes]]]
-"""Stream entries as redis-py returns them without ``decode_responses``: (id, fields)."""
+Entries = changefeed.Entries
 
 
 @dataclass(eq=False)
