@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     store_id: str = ""
     """The id of the store this server writes to (``services.store.identity``): ``serve`` sets it
     for its workers from the store and its data dir; a split ``api`` learns it from the store."""
+    ack_replicas: int = Field(default=0, ge=0)
+    """On a cluster, how many replicas must have an event in their append-only files before its
+    append is answered 201 (``WAITAOF``; CONTRACT "Outgrowing one Redis"). Ignored on one server."""
+    ack_timeout_ms: int = Field(default=1000, ge=1)
+    """How long an append waits for those replicas before it is answered 503 ``store_unavailable``
+    with ``details.acked_replicas``."""
     origins: str = ""
     """More browser origins allowed on the websocket, comma-separated (the API's own always is)."""
     max_body: int = 256 * 1024

@@ -45,7 +45,13 @@ class Services:
     def connect(cls, settings: Settings, url: str) -> Services:
         client = connect(url)
         registry = CollectorRegistry()
-        store, reads = Store(client, settings.store_id), ReadModel(client)
+        store = Store(
+            client,
+            settings.store_id,
+            ack_replicas=settings.ack_replicas,
+            ack_timeout=settings.ack_timeout_ms / 1000,
+        )
+        reads = ReadModel(client)
         heads = Heads()
         answered = Counter(
             "dateline_public_reads",

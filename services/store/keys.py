@@ -65,6 +65,13 @@ def mark(p: int) -> str:
     return f"dateline:{{{p}}}:store"
 
 
+def acked(p: int) -> str:
+    """A counter on partition ``p``'s primary that a repeated answer increments when replicas
+    must be waited for: a write of its own, so the WAITAOF after it, on the connection that
+    made it, covers the event the answer repeats (services/store/record.py)."""
+    return f"dateline:{{{p}}}:acked"
+
+
 def mark_of(story: str) -> str:
     return mark(partition(story))
 

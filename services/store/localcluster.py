@@ -102,6 +102,15 @@ class Node:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def pause(self) -> None:
+        """SIGSTOP: the node is alive to the kernel but answers nothing (a hung machine)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+
     def info(self, section: str) -> dict[str, str]:
         with self.client() as c:
             found = c.info(section)
@@ -234,6 +243,13 @@ class LocalCluster:
                     slots.update(range(int(low), int(high or low) + 1))
                 return slots
         return set()
+
+    def failover(self, replica: Node, timeout: float = 10.0) -> None:
+        """A manual ``CLUSTER FAILOVER`` of ``replica``: it takes over its primary's slots (the
+        two agree first, so no acknowledged write is lost); returns once it is a primary."""
+        with replica.client() as c:
+            c.execute_command("CLUSTER", "FAILOVER")  # type: ignore[no-untyped-call,unused-ignore]
+        self._until(time.monotonic() + timeout, lambda: replica.role() == "master")
 
     def replica_of(self, primary: Node) -> Node | None:
         primary_id = self.node_id(primary)

@@ -124,16 +124,25 @@ class _Cached:
 class Store:
     """Appends to and reads from the record on a Redis-protocol server."""
 
-    def __init__(self, client: Client, store_id: str | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        store_id: str | None = None,
+        *,
+        ack_replicas: int = 0,
+        ack_timeout: float = 1.0,
+    ) -> None:
         self.client = client
         self.given_id = store_id or None
         """The store's id this process was handed (``DATELINE_STORE_ID``), if any."""
         self.store_id: str | None = None
         """The id every append checks the store still carries (``services.store.identity``),
         learned before the first append."""
-        self.pipe = AutoPipeline(client)
-        """The write path's connection (appends, the projector's writes): auto-pipelined."""
-        self._append = Script(self.pipe, scripts.APPEND)
+        self.pipe = AutoPipeline(client, ack_replicas, ack_timeout)
+        """The write path's connections (appends, the projector's writes): auto-pipelined, one
+        per primary; on a cluster, an append is answered once ``ack_replicas`` replicas have it
+        (``DATELINE_ACK_REPLICAS``), or refused as ``StoreUnavailable`` after ``ack_timeout``."""
+        self._append = Script(self.pipe, scripts.APPEND, durable=True)
         self._facts: OrderedDict[str, _Cached] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -266,7 +275,18 @@ class Store:
             return None
         if record[:64].decode() != keyed.fingerprint:
             raise IdempotencyKeyReused("this Idempotency-Key was used for another request")
+        await self._replicated(story)
         return Appended(None, bytes(record[65:]), replayed=True)
+
+    async def _replicated(self, story: str) -> None:
+        """Before an answer repeats an event appended earlier (perhaps by another process, its
+        first answer a 503 because no replica had it yet): wait until the replicas asked for
+        have it. WAITAOF counts its own connection's writes, so a write to the story's primary
+        (``keys.acked``) goes first; the replication stream is in order, so a replica that has
+        it has the event too. Nothing to do on one server, or when no replica is asked for."""
+        if self.pipe.ack_replicas:
+            with reachable():
+                await self.pipe.execute("INCR", keys.acked(keys.partition(story)), durable=True)
 
     async def release(self, keyed: Keyed) -> None:
         """Give up the claim of a keyed request that was refused, so a fixed retry may use it."""
@@ -343,6 +363,8 @@ class Store:
                 )
                 with reachable():
                     status, value = await self._append(*call)
+                if status == b"dup":  # an event appended before: perhaps not replicated yet
+                    await self._replicated(story)
                 if status == b"ok" or (status == b"dup" and bytes(value) == body):
                     # (the second: this call ran, its reply was lost and the client sent it again)
                     cached.facts = facts_fold.apply(facts, envelope)

@@ -6,17 +6,21 @@ run in the embedded pass; the cluster pass of CI runs the store-facing rooms on 
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
-from events.decide import parse_open
+from events.decide import parse_command, parse_open
+from events.errors import StoreUnavailable
 from services.store import keys
 from services.store.connection import connect
 from services.store.localcluster import LocalCluster
-from services.store.record import Store
+from services.store.record import Keyed, Store
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +68,73 @@ async def test_a_store_on_a_cluster_appends_to_every_partition_across_the_primar
         assert len(holders) == 3
     finally:
         await store.close()
+
+
+async def test_with_ack_replicas_an_append_waits_for_its_replica_and_says_when_none_has_it(
+    cluster: LocalCluster,
+) -> None:
+    """``DATELINE_ACK_REPLICAS=1``: a healthy cluster answers at once; with the story's replica
+    hung, the append is refused with ``acked_replicas`` 0 after the ack timeout, though the event
+    is on the primary; once the replica is back, the retry with the same key gets that event."""
+    store = Store(connect(cluster.url), ack_replicas=1, ack_timeout=0.5)
+    story = "acked-1"
+    keyed = Keyed.of("t", "key-1", "POST", f"/stories/{story}/events", {"body": "hung"})
+    try:
+        await store.append(story, parse_open({"story": story, "title": "Acked"}), actor="e:a")
+        replica = cluster.replica_of(cluster.primary_of(keys.events(story)))
+        assert replica is not None
+        replica.pause()
+        try:
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable) as refused:
+                await store.append(
+                    story,
+                    parse_command("entry.published", {"body": "hung"}),
+                    actor="e:a",
+                    keyed=keyed,
+                )
+            waited = time.monotonic() - started
+        finally:
+            replica.resume()
+        assert refused.value.details == {"acked_replicas": 0, "ack_replicas": 1}
+        assert 0.5 <= waited < 1.5
+        landed = await store.read(story)
+        assert [e.version for e in landed] == [1, 2]  # the write landed on its primary
+        again = await store.append(
+            story, parse_command("entry.published", {"body": "hung"}), actor="e:a", keyed=keyed
+        )
+        assert again.replayed
+        assert again.body == landed[1].to_json()
+        assert [e.version for e in await store.read(story)] == [1, 2]
+    finally:
+        await store.close()
+
+
+async def test_a_manual_failover_moves_the_appends_to_the_new_primary(
+    tmp_path: Path,
+) -> None:
+    """After ``CLUSTER FAILOVER`` the old primary answers MOVED; the same ``Store`` follows it to
+    the promoted replica and goes on from the next version."""
+    own = LocalCluster(tmp_path / "cluster")
+    own.start()
+    store = Store(connect(own.url), ack_replicas=1)
+    story = "moved-1"
+    try:
+        await store.append(story, parse_open({"story": story, "title": "Moved"}), actor="e:a")
+        for n in range(5):
+            await store.append(
+                story, parse_command("entry.published", {"body": f"{n}"}), actor="e:a"
+            )
+        old = own.primary_of(keys.events(story))
+        replica = own.replica_of(old)
+        assert replica is not None
+        await asyncio.to_thread(own.failover, replica)
+        for n in range(5):
+            await store.append(
+                story, parse_command("entry.published", {"body": f"{n}"}), actor="e:a"
+            )
+        assert own.primary_of(keys.events(story)) is replica
+        assert [e.version for e in await store.read(story)] == list(range(1, 12))
+    finally:
+        await store.close()
+        own.stop()
