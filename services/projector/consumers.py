@@ -14,6 +14,13 @@ Rules:
 - an event the fold cannot apply (``Unfoldable``, or a feed entry that holds no envelope) is
   left pending for redelivery, then parked after ``MAX_DELIVERIES`` (``parked.py``): every
   other story of its batch is written as usual;
+- on a cluster each feed's reader holds one connection to the feed's primary, opened again from
+  a fresh slot map after a failover (``UNBLOCKED``, ``MOVED``, a lost connection), and reads what
+  it was delivered and did not fold before going on;
+- with ``DATELINE_ACK_REPLICAS=N`` on a cluster no event is folded before N replicas have it:
+  after each read (and claim) the reader waits on that same connection (``replicas.replicated``;
+  the delivery is replicated after the entries it delivered), so no state, change or frame is
+  ever made from an event a failover could still lose (CONTRACT "Outgrowing one Redis");
 - a batch delivered ``CLAIM_IDLE_MS`` ago and still pending is claimed by a live projector
   (XAUTOCLAIM, ``BATCH`` at a time, folded like a batch), and at start a projector folds at once
   what provably dead consumers of this host left (docs/limits.md).
@@ -26,11 +33,12 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, cast
 
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import AskError, ClusterDownError, ResponseError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from events.chain import Envelope
@@ -38,8 +46,9 @@ from services.projector import parked
 from services.projector.feeds import ensure_groups, envelopes_of
 from services.projector.fold import Projector, Unfoldable
 from services.store import keys
-from services.store.connection import connect, is_cluster
+from services.store.connection import Client, connect, is_cluster, primary_client
 from services.store.keys import GROUP
+from services.store.replicas import replicated
 
 log = logging.getLogger("dateline.projector")
 
@@ -95,12 +104,18 @@ class Consumers:
         projector_factory: Callable[[], Projector],
         name: str | None = None,
         claim_idle_ms: int = CLAIM_IDLE_MS,
+        *,
+        ack_replicas: int = 0,
+        ack_timeout: float = 1.0,
     ) -> None:
         self.url = url
         self.consumer = name or consumer_name()
         self.claim_idle_ms = claim_idle_ms
         self.clustered = is_cluster(url)
-        """On a cluster: one reader per feed, on the cluster client's connections."""
+        """On a cluster: one reader per feed, on a connection to the feed's primary."""
+        self.ack_replicas = ack_replicas if self.clustered else 0
+        """Replicas an event must be on before it is folded (``DATELINE_ACK_REPLICAS``)."""
+        self.ack_timeout = ack_timeout
         self._factory = projector_factory
         self._projector: Projector | None = None
         self._ahead: dict[str, asyncio.Task[None]] = {}
@@ -146,35 +161,38 @@ class Consumers:
         # its own connection: a blocked read holds it, and its timeout is longer than the block;
         # named, so that stop() can end a blocked read at once (CLIENT UNBLOCK). A cluster's
         # readers are not named (a blocked one ends within POLL_MS of a stop)
-        if self.clustered:
-            client = connect(self.url, socket_timeout=POLL_MS / 1_000 + 10)
-        else:
-            client = connect(
-                self.url,
-                socket_timeout=POLL_MS / 1_000 + 10,
-                client_name=self._reader_name,
-                single_connection_client=True,
-            )
+        client: Client | None = None
         streams: dict[Any, Any] = dict.fromkeys(feeds, ">")
         try:
             while not self._stopping.is_set():
                 try:
+                    if client is None:
+                        client = await self._reader_client(feeds)
+                        if self.clustered:  # first what it was delivered and did not fold
+                            streams = dict.fromkeys(feeds, "0")
                     reply = await client.xreadgroup(
                         GROUP, self.consumer, streams, count=BATCH, block=POLL_MS
                     )
+                    streams = dict.fromkeys(feeds, ">")
+                    if reply and not await self._replicated(client, feeds):
+                        continue  # stopping: what it read stays pending for a claim
                 except (RedisConnectionError, RedisTimeoutError, OSError) as error:
-                    log.warning("reading the feeds failed (%s); again in %s s", error, RETRY_S)
+                    log.warning("reading %s failed (%s); again in %s s", feeds, error, RETRY_S)
+                    client = await self._reopen(client)
                     await self._pause(RETRY_S)
                     continue
                 except ResponseError as error:
-                    if str(error).startswith(("UNBLOCKED", "CLUSTERDOWN", "TRYAGAIN")):
+                    if isinstance(error, AskError | TryAgainError | ClusterDownError) or str(
+                        error
+                    ).startswith(("UNBLOCKED", "CLUSTERDOWN", "TRYAGAIN")):
                         log.warning("reading %s: %s; again in %s s", feeds, error, RETRY_S)
+                        client = await self._reopen(client)
                         await self._pause(RETRY_S)
                         continue
                     if "NOGROUP" not in str(error):
                         raise
                     log.error("the projectors' group is gone from a feed (%s): creating it", error)
-                    await ensure_groups(client)
+                    await ensure_groups(self.projector.client)
                     continue
                 batch_feeds: list[str] = []
                 envelopes: list[Envelope] = []
@@ -191,6 +209,73 @@ class Consumers:
                         batch_feeds, envelopes, ids = [], [], []
                 if envelopes:  # live: what a read brings from every feed is one batch
                     await self._chain(batch_feeds, envelopes, ids)
+        finally:
+            if client is not None:
+                await client.aclose()
+
+    async def _reader_client(self, feeds: Sequence[str]) -> Client:
+        """The reader's connection: to the one server, or to the primary of its feed's slot."""
+        timeout = POLL_MS / 1_000 + 10
+        cluster = self.projector.client
+        if isinstance(cluster, RedisCluster):
+            await cluster.initialize()
+            return primary_client(cluster, feeds[0], socket_timeout=timeout)
+        return connect(
+            self.url,
+            socket_timeout=timeout,
+            client_name=self._reader_name,
+            single_connection_client=True,
+        )
+
+    async def _reopen(self, client: Client | None) -> Client | None:
+        """After a failed read on a cluster: drop the connection and refresh the slot map, so
+        the next read goes to the feed's primary of now. One server's client is kept."""
+        cluster = self.projector.client
+        if client is None or not isinstance(cluster, RedisCluster):
+            return client
+        with contextlib.suppress(Exception):
+            await client.aclose()
+        with contextlib.suppress(Exception):
+            await cluster.nodes_manager.initialize()
+        return None
+
+    async def _replicated(self, client: Client, what: object) -> bool:
+        """Wait until the replicas asked for have what ``client``'s connection just read or
+        claimed (``DATELINE_ACK_REPLICAS``; at once when none is asked for). False only when
+        the projector is stopping first."""
+        if not self.ack_replicas:
+            return True
+        assert not isinstance(client, RedisCluster)
+        while True:
+            acked = await replicated(client, self.ack_replicas, self.ack_timeout)
+            if acked >= self.ack_replicas:
+                return True
+            log.warning(
+                "events of %s are on %s of the %s replicas asked for: folded once they are",
+                what,
+                acked,
+                self.ack_replicas,
+            )
+            if self._stopping.is_set():
+                return False
+
+    @contextlib.asynccontextmanager
+    async def _on_primary(self, feed: str) -> AsyncIterator[Client]:
+        """The client a claim of ``feed`` runs on: when replicas are waited for, a connection of
+        its own to the feed's primary (the wait counts that connection's claims)."""
+        cluster = self.projector.client
+        if not self.ack_replicas or not isinstance(cluster, RedisCluster):
+            yield cluster
+            return
+        await cluster.initialize()
+        client = primary_client(cluster, feed, socket_timeout=10)
+        try:
+            yield client
+        except (ResponseError, RedisConnectionError, RedisTimeoutError, OSError):
+            # MOVED, a lost primary: the next round asks a slot map of now
+            with contextlib.suppress(Exception):
+                await cluster.nodes_manager.initialize()
+            raise
         finally:
             await client.aclose()
 
@@ -291,56 +376,67 @@ class Consumers:
         (5 s) can time out right after a restart. A consumer wrongly judged dead costs only
         work: ``project.lua`` skips what is already applied.
         """
-        client, me, taken = self.projector.client, self.consumer, 0
+        me, taken = self.consumer, 0
         for p in range(keys.PARTITIONS):
             feed = keys.feed(p)
-            for consumer in await client.xinfo_consumers(feed, GROUP):
-                name = consumer["name"].decode()
-                if not _gone(name, me):
-                    continue
-                seen: set[bytes] = set()
-                while consumer["pending"]:
-                    held = await client.xpending_range(
-                        feed, GROUP, min="-", max="+", count=BATCH, consumername=name
-                    )
-                    held_ids = cast("list[bytes]", [h["message_id"] for h in held])
-                    ids = [i for i in held_ids if i not in seen]
-                    if not ids:  # none left, or only what a failed fold left behind
-                        break
-                    seen.update(ids)
-                    # an entry trimmed from the feed meanwhile leaves the PEL (Redis 7+)
-                    claimed = cast(_Claimed, await client.xclaim(feed, GROUP, me, 0, list(ids)))
-                    envelopes, found, bad = envelopes_of(claimed)
-                    if bad:
-                        await self._unreadable(feed, bad)
-                    if found:
-                        poisoned = await self.projector.project(envelopes, found)
-                        await self._settle(poisoned, envelopes, found)
-                    taken += len(found)
-                if name != me:
-                    await client.xgroup_delconsumer(feed, GROUP, name)
+            async with self._on_primary(feed) as client:
+                taken += await self._recover(client, feed, me)
+        return taken
+
+    async def _recover(self, client: Client, feed: str, me: str) -> int:
+        """``recover`` of one feed, on ``client``."""
+        taken = 0
+        for consumer in await client.xinfo_consumers(feed, GROUP):
+            name = consumer["name"].decode()
+            if not _gone(name, me):
+                continue
+            seen: set[bytes] = set()
+            while consumer["pending"]:
+                held = await client.xpending_range(
+                    feed, GROUP, min="-", max="+", count=BATCH, consumername=name
+                )
+                held_ids = cast("list[bytes]", [h["message_id"] for h in held])
+                ids = [i for i in held_ids if i not in seen]
+                if not ids:  # none left, or only what a failed fold left behind
+                    break
+                seen.update(ids)
+                # an entry trimmed from the feed meanwhile leaves the PEL (Redis 7+)
+                claimed = cast(_Claimed, await client.xclaim(feed, GROUP, me, 0, list(ids)))
+                envelopes, found, bad = envelopes_of(claimed)
+                if bad:
+                    await self._unreadable(feed, bad)
+                if found and not await self._replicated(client, feed):
+                    break
+                if found:
+                    poisoned = await self.projector.project(envelopes, found)
+                    await self._settle(poisoned, envelopes, found)
+                taken += len(found)
+            if name != me:
+                await client.xgroup_delconsumer(feed, GROUP, name)
         return taken
 
     async def claim(self) -> int:
         """Take over every feed entry delivered ``claim_idle_ms`` ago or more and still not
         acknowledged (XAUTOCLAIM, ``BATCH`` at a time), and fold it. Returns how many."""
-        client = self.projector.client
         taken = 0
         for p in range(keys.PARTITIONS):
             feed, start = keys.feed(p), "0-0"
-            while True:
-                reply = await client.xautoclaim(
-                    feed, GROUP, self.consumer, self.claim_idle_ms, start, count=BATCH
-                )
-                start = reply[0]
-                envelopes, found, bad = envelopes_of(cast(_Claimed, reply[1]))
-                if bad:
-                    await self._unreadable(feed, bad)
-                if found:
-                    await self._chain([feed], envelopes, found)
-                    taken += len(found)
-                if start in (b"0-0", "0-0"):
-                    break
+            async with self._on_primary(feed) as client:
+                while True:
+                    reply = await client.xautoclaim(
+                        feed, GROUP, self.consumer, self.claim_idle_ms, start, count=BATCH
+                    )
+                    start = reply[0]
+                    envelopes, found, bad = envelopes_of(cast(_Claimed, reply[1]))
+                    if bad:
+                        await self._unreadable(feed, bad)
+                    if found and not await self._replicated(client, feed):
+                        break
+                    if found:
+                        await self._chain([feed], envelopes, found)
+                        taken += len(found)
+                    if start in (b"0-0", "0-0"):
+                        break
         return taken
 
 

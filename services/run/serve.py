@@ -44,13 +44,20 @@ def say(line: str) -> None:
 class Projection:
     """The projector service: its consumers of the feeds and the feed trimmer."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, settings: Settings | None = None) -> None:
         self.url = url
         self.client = connect(url)
         self.store = Store(self.client)
         self.projector = Projector(self.client, self.store)
         self.consumer = consumer_name()
-        self.consumers = Consumers(url, lambda: self.projector, self.consumer)
+        given = settings or Settings()
+        self.consumers = Consumers(
+            url,
+            lambda: self.projector,
+            self.consumer,
+            ack_replicas=given.ack_replicas,
+            ack_timeout=given.ack_timeout_ms / 1000,
+        )
         self._trim: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -176,7 +183,7 @@ async def run(
         if api and projector and gateway:  # serve: one process, so no two race to create it
             await bootstrap_admin(url, settings)
         if projector:
-            projection = Projection(url)
+            projection = Projection(url, settings)
             await projection.start()
         store_line = f"embedded Valkey, data in {embedded.data_dir}" if embedded else redacted(url)
         say(f"store: {store_line}")

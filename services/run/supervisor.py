@@ -407,7 +407,7 @@ def main(
             )
             for n in range(1, http_workers + 1)
         ]  # fmt: skip
-        crew.append(Worker("projector", workers.projector(url), ()))
+        crew.append(Worker("projector", workers.projector(settings, url), ()))
         crew.append(Worker("gateway", workers.gateway(settings, url, ws_socket), (ws_socket,)))
         if extra is not None:
             crew.append(Worker("demo", workers.beside(extra, url, settings), (), prefix=False))

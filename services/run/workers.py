@@ -71,11 +71,13 @@ def api(settings: Settings, url: str, sock: socket.socket) -> Body:
     return body
 
 
-def projector(url: str) -> Body:
+def projector(settings: Settings, url: str) -> Body:
     """The projector: its consumers and the feed trimmer (one per ``serve``)."""
 
     async def body(ready: Ready) -> None:
-        projection = Projection(url)  # here, not in the supervisor: its consumer name is our pid
+        projection = Projection(
+            url, settings
+        )  # here, not in the supervisor: its consumer name is our pid
         try:
             with reachable():
                 await projection.start()

@@ -23,14 +23,11 @@ Rules:
   "not now"; a lost connection or an unreachable node also refreshes the map (``REFRESH_S`` apart
   at most), so the calls after a failover find the promoted replica;
 - a durable call (an append, when ``DATELINE_ACK_REPLICAS`` asks for replicas on a cluster) is
-  followed on its own connection by ``WAIT N`` and ``WAITAOF 1 N``: they cover every command
-  written before them, so a burst of appends shares one pair. The WAIT comes first because a
-  replica answers the primary's ask for acknowledgements when it has applied a write, before its
-  fsync: a WAITAOF sent with the write waits for the replica's next, once-a-second,
-  acknowledgement, and one sent once the write is applied is answered after the fsync
-  (docs/benchmarks.md). Each waits ``ACK_SLICE_MS``; the pair is sent again until the replicas
-  have the write or ``ack_timeout`` has passed, and then the call fails with ``StoreUnavailable``
-  and ``details.acked_replicas``. On one server nothing waits;
+  followed on its own connection by ``WAIT N`` and ``WAITAOF 1 N``, as ``services.store.replicas``
+  says why: they cover every command written before them, so a burst of appends shares one pair.
+  Each waits ``SLICE_MS``; the pair is sent again until the replicas have the write or
+  ``ack_timeout`` has passed, and then the call fails with ``StoreUnavailable`` and
+  ``details.acked_replicas``. On one server nothing waits;
 - ``rediss://`` URLs stay on redis-py (its TLS options), a cluster's too.
 """
 
@@ -61,6 +58,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from events.errors import StoreUnavailable
+from services.store.replicas import SLICE_MS
 
 
 def server_error(text: str) -> ResponseError:
@@ -83,10 +81,19 @@ class _Wire(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
 
+    @property
+    def usable(self) -> bool:
+        """Not lost, and not closing either (a reset closes the transport a moment before
+        ``connection_lost`` is called, and a write then would raise)."""
+        if self.lost is None and self.transport is not None and self.transport.is_closing():
+            self.lost = RedisConnectionError("connection to the store lost: closed")
+        return self.lost is None
+
     def send(self, packed: bytes) -> asyncio.Future[Any]:
         """Write one packed command; the future of its answer."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if self.lost is not None:
+        if not self.usable:
+            assert self.lost is not None
             future.set_exception(self.lost)
             return future
         self.waiting.append(future)
@@ -100,7 +107,8 @@ class _Wire(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[Any]] = [loop.create_future() for _ in range(count - 1)]
         for future in futures:
-            if self.lost is not None:
+            if not self.usable:
+                assert self.lost is not None
                 future.set_exception(self.lost)
             else:
                 self.waiting.append(future)
@@ -131,9 +139,6 @@ REDIRECTS = 5
 """How many MOVED, ASK and TRYAGAIN answers one command may get before it is "not now"."""
 REFRESH_S = 0.25
 """The least time between two refreshes of a cluster's slot map after lost connections."""
-ACK_SLICE_MS = 10
-"""How long one ``WAIT`` or ``WAITAOF`` may block its connection (the server checks such
-timeouts about ten times a second, so a slice that runs out costs up to 100 ms)."""
 
 
 def _key_of(args: tuple[Any, ...]) -> bytes:
@@ -157,7 +162,7 @@ class _Link:
 
     async def wire(self) -> _Wire:
         wire = self._wire
-        if wire is None or wire.lost is not None:
+        if wire is None or not wire.usable:
             wire = await self._open()
         return wire
 
@@ -197,8 +202,8 @@ class _Link:
 
     def _write_cover(self, wire: _Wire, replicas: int, cover: asyncio.Future[Any]) -> None:
         self._cover = None
-        wait: tuple[Any, ...] = ("WAIT", replicas, ACK_SLICE_MS)
-        waitaof: tuple[Any, ...] = ("WAITAOF", 1, replicas, ACK_SLICE_MS)
+        wait: tuple[Any, ...] = ("WAIT", replicas, SLICE_MS)
+        waitaof: tuple[Any, ...] = ("WAITAOF", 1, replicas, SLICE_MS)
         _, ask = wire.send_many(hiredis.pack_command(wait) + hiredis.pack_command(waitaof), 2)
 
         def done(answer: asyncio.Future[Any]) -> None:
@@ -213,7 +218,7 @@ class _Link:
 
     async def _open(self) -> _Wire:
         async with self._opening:
-            if self._wire is not None and self._wire.lost is None:
+            if self._wire is not None and self._wire.usable:
                 return self._wire
             loop = asyncio.get_running_loop()
             timeout = self.options.get("socket_connect_timeout") or 10.0

@@ -22,6 +22,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import redis as redis_sync
 import redis.asyncio as redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import SSLConnection
+from redis.crc import key_slot
+from redis.exceptions import ClusterDownError, ClusterError, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -58,6 +61,20 @@ def connect(url: str, **options: Any) -> Client:
     return redis.Redis.from_url(url, **options)
 
 
+def primary_client(cluster: RedisCluster, key: str, **options: Any) -> redis.Redis:
+    """A client of one connection to the primary that holds ``key``'s slot now, as the cluster
+    client's slot map says (``await cluster.initialize()`` first): for what must run on one
+    connection, as a read and the ``WAITAOF`` after it (``services.store.replicas``)."""
+    node = cluster.nodes_manager.get_node_from_slot(key_slot(key.encode()))
+    given = node.connection_kwargs
+    kept = {k: given[k] for k in ("username", "password") if given.get(k) is not None}
+    if issubclass(node.connection_class, SSLConnection):
+        kept |= {k: v for k, v in given.items() if k.startswith("ssl_")} | {"ssl": True}
+    return redis.Redis(
+        host=node.host, port=int(node.port), single_connection_client=True, **kept, **options
+    )
+
+
 HIDDEN = "***"
 """What a password in a store URL is shown as."""
 
@@ -83,5 +100,18 @@ def reachable() -> Iterator[None]:
     """Turn a lost connection to the store into the contract's 503 ``store_unavailable``."""
     try:
         yield
-    except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+    except (
+        RedisConnectionError,
+        RedisTimeoutError,
+        OSError,
+        ClusterDownError,  # a slot with no primary for now (CLUSTERDOWN, MASTERDOWN)
+        ClusterError,  # redis-py's cluster client gave up redirecting or retrying
+        SlotNotCoveredError,  # its slot map has no node for the key (mid-failover)
+    ) as error:
+        raise StoreUnavailable(f"the store is unreachable: {error}") from None
+    except RuntimeError as error:
+        # redis-py under uvloop writes to a connection reset a moment before: uvloop raises
+        # this instead of a connection error (seen in the cluster failover tests)
+        if "handler is closed" not in str(error):
+            raise
         raise StoreUnavailable(f"the store is unreachable: {error}") from None

@@ -290,8 +290,8 @@ class Store:
 
     async def release(self, keyed: Keyed) -> None:
         """Give up the claim of a keyed request that was refused, so a fixed retry may use it."""
-        with reachable():
-            await self.client.delete(keys.idempotency_claim(keyed.scope))
+        with reachable():  # one key: the write path's connection (on a cluster, its primary's)
+            await self.pipe.execute("DEL", keys.idempotency_claim(keyed.scope))
 
     async def append(
         self,

@@ -124,6 +124,8 @@ class Reader:
     refusals: list[str] = field(default_factory=list)
     """Codes of other error frames (a subscribe refused while the store was away, ...)."""
     current: int | None = None
+    shown: dict[int, str | None] = field(default_factory=dict)
+    """Version -> the entry id its change frame showed (None for a change with no entry)."""
 
     async def run(self, ws_url: str, stop: asyncio.Event) -> None:
         """Follow the story until ``stop`` is set, resuming with ``since`` after every close."""
@@ -163,6 +165,8 @@ class Reader:
                     self.gaps += 1
                 self.current = version
                 self.versions.append(version)
+                entry = frame.get("entry")
+                self.shown[version] = entry.get("entry_id") if isinstance(entry, dict) else None
             elif frame["type"] == "error":
                 if frame.get("subscribed"):  # the store is away; the subscription stays
                     self.store_errors += 1
@@ -257,6 +261,19 @@ def reader_breaks(readers: list[Reader], heads: dict[str, int]) -> tuple[int, in
     duplicates = sum(r.duplicates for r in readers)
     short = sum(r.current != heads[r.story] for r in readers)
     return gaps, duplicates, short
+
+
+def phantoms_shown(readers: list[Reader], records: dict[str, list[Envelope]]) -> int:
+    """Change frames whose event is not the record's at that version: an event readers were
+    shown that the store then lost (a failover that dropped it, and another took its version)."""
+    found = 0
+    for reader in readers:
+        by_version = {e.version: e for e in records[reader.story]}
+        for version, entry_id in reader.shown.items():
+            event = by_version.get(version)
+            if event is None or (entry_id is not None and event.entry_id != entry_id):
+                found += 1
+    return found
 
 
 def stop(proc: subprocess.Popen[str], log: Path | None = None, timeout: float = 15.0) -> str:
