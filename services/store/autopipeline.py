@@ -166,16 +166,20 @@ class _Link:
             wire = await self._open()
         return wire
 
-    async def send(self, packed: bytes) -> Any:
-        return await (await self.wire()).send(packed)
+    async def send(self, packed: bytes, count: int = 1) -> Any:
+        """Send ``count`` packed commands (``ASKING`` and a command: 2); the last one's answer."""
+        wire = await self.wire()
+        if count == 1:
+            return await wire.send(packed)
+        return (await asyncio.gather(*wire.send_many(packed, count)))[-1]
 
-    async def durable(self, packed: bytes, replicas: int, timeout: float) -> Any:
-        """Send a command, and answer it once ``replicas`` replicas have it in their
+    async def durable(self, packed: bytes, replicas: int, timeout: float, count: int = 1) -> Any:
+        """Like ``send``, but answer once ``replicas`` replicas have the command in their
         append-only files, or raise ``StoreUnavailable`` after ``timeout`` seconds."""
         wire = await self.wire()
-        answer = wire.send(packed)
+        answers = wire.send_many(packed, count)
         covered = self.covered(wire, replicas)
-        result = await answer  # an error reply is raised here: nothing to wait for
+        result = (await asyncio.gather(*answers))[-1]  # an error reply is raised: no wait
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             _, acked = await asyncio.shield(covered)  # shared: one caller's cancel is its own
@@ -345,14 +349,10 @@ class AutoPipeline:
             sent = hiredis.pack_command(("ASKING",)) + packed if asking else packed
             asking = None
             try:
+                count = 1 if sent is packed else 2  # ASKING's OK first, then the command's answer
                 if durable and self.ack_replicas:
-                    answer = await link.durable(sent, self.ack_replicas, self.ack_timeout)
-                elif sent is packed:
-                    answer = await link.send(sent)
-                else:  # ASKING's OK first, then the command's answer
-                    wire = await link.wire()
-                    answer = (await asyncio.gather(*wire.send_many(sent, 2)))[1]
-                return answer
+                    return await link.durable(sent, self.ack_replicas, self.ack_timeout, count)
+                return await link.send(sent, count)
             except MovedError as moved:  # a failover or a migrated slot: not run, sent there
                 await self.cluster.nodes_manager.move_slot(moved)
             except AskError as ask:  # the slot is being migrated: not run, asked of the target

@@ -251,6 +251,29 @@ class LocalCluster:
             c.execute_command("CLUSTER", "FAILOVER")  # type: ignore[no-untyped-call,unused-ignore]
         self._until(time.monotonic() + timeout, lambda: replica.role() == "master")
 
+    def migrate_slot(self, slot: int, target: Node, *, atomic: bool, timeout: float = 30.0) -> None:
+        """Move ``slot`` from the primary that holds it to ``target``: Valkey 9's atomic
+        ``CLUSTER MIGRATESLOTS`` (the slot changes hands at once, with every key), or the classic
+        way (``SETSLOT IMPORTING``/``MIGRATING``, ``MIGRATE`` a hundred keys at a time, during
+        which clients get ``ASK`` and ``TRYAGAIN``, then ``SETSLOT NODE``)."""
+        source = next(n for n in self.primaries() if slot in self.slots_of(n))
+        target_id, source_id = self.node_id(target), self.node_id(source)
+        deadline = time.monotonic() + timeout
+        with source.client() as src, target.client() as dst:
+            if atomic:
+                src.execute_command("CLUSTER", "MIGRATESLOTS", "SLOTSRANGE", slot, slot, "NODE", target_id)  # type: ignore[no-untyped-call,unused-ignore]  # fmt: skip
+                self._until(deadline, lambda: slot in self.slots_of(target))
+                return
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)  # type: ignore[no-untyped-call,unused-ignore]
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)  # type: ignore[no-untyped-call,unused-ignore]
+            while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):  # type: ignore[no-untyped-call,unused-ignore]
+                src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)  # type: ignore[no-untyped-call,unused-ignore]  # fmt: skip
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"slot {slot} did not move in time")
+            for node in (target, source, *self.primaries()):
+                with node.client() as c:
+                    c.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)  # type: ignore[no-untyped-call,unused-ignore]
+
     def replica_of(self, primary: Node) -> Node | None:
         primary_id = self.node_id(primary)
         for node in self.nodes:
