@@ -36,6 +36,8 @@ from redis.crc import key_slot
 from services.store.embedded import die_with_parent, valkey_binary
 
 NODE_TIMEOUT_MS = 2_000
+
+
 def slot_ranges(shards: int) -> list[tuple[int, int]]:
     """The 16,384 slots split evenly into ``shards`` ranges, as ``valkey-cli --cluster create``
     does."""
