@@ -166,7 +166,20 @@ class LocalCluster:
             with replica.client() as c:
                 c.execute_command("CLUSTER", "REPLICATE", primary_id)  # type: ignore[no-untyped-call,unused-ignore]
         self.wait_ok(deadline - time.monotonic())
+        # up means replicated too: a replica still in its first sync would make the first writes
+        # that wait for it (DATELINE_ACK_REPLICAS) time out
+        self._until(deadline, lambda: all(self._synced(n) for n in self.nodes[shards:]))
         return self.url
+
+    @staticmethod
+    def _synced(replica: Node) -> bool:
+        try:
+            found = replica.info("replication")
+        except redis.RedisError:
+            return False
+        return (
+            found.get("master_link_status") == "up" and found.get("master_sync_in_progress") == "0"
+        )
 
     def stop(self) -> None:
         for node in self.nodes:
