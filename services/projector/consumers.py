@@ -174,7 +174,7 @@ class Consumers:
                         GROUP, self.consumer, streams, count=BATCH, block=POLL_MS
                     )
                     streams = dict.fromkeys(feeds, ">")
-                    if reply and not await self._replicated(client, feeds):
+                    if reply and not await self._replicated(client, feeds[0]):
                         continue  # stopping: what it read stays pending for a claim
                 except (RedisConnectionError, RedisTimeoutError, OSError) as error:
                     log.warning("reading %s failed (%s); again in %s s", feeds, error, RETRY_S)
@@ -239,20 +239,27 @@ class Consumers:
             await cluster.nodes_manager.initialize()
         return None
 
-    async def _replicated(self, client: Client, what: object) -> bool:
+    async def _replicated(self, client: Client, feed: str) -> bool:
         """Wait until the replicas asked for have what ``client``'s connection just read or
-        claimed (``DATELINE_ACK_REPLICAS``; at once when none is asked for). False only when
-        the projector is stopping first."""
+        claimed from ``feed`` (``DATELINE_ACK_REPLICAS``; at once when none is asked for).
+        False only when the projector is stopping first.
+
+        A blocked ``XREADGROUP`` that another client's ``XADD`` served leaves its connection's
+        replication offset where it was (measured on Valkey 9: ``WAITAOF`` then answers at
+        once, with the replica stopped), so a write of this connection's own goes first: the
+        ``keys.acked`` counter in the feed's slot, as ``Store`` does before a repeated answer.
+        The replication stream is in order: a replica that has that write has the entries."""
         if not self.ack_replicas:
             return True
         assert not isinstance(client, RedisCluster)
         while True:
+            await client.incr(keys.acked(keys.partition_of_key(feed)))
             acked = await replicated(client, self.ack_replicas, self.ack_timeout)
             if acked >= self.ack_replicas:
                 return True
             log.warning(
                 "events of %s are on %s of the %s replicas asked for: folded once they are",
-                what,
+                feed,
                 acked,
                 self.ack_replicas,
             )
@@ -353,7 +360,7 @@ class Consumers:
 
     async def _unreadable(self, feed: str, bad: list[tuple[Unfoldable, bytes]]) -> None:
         """Feed entries that hold no envelope: each a poison event of the feed it is on."""
-        p = int(feed.split("{", 1)[1].split("}", 1)[0])
+        p = keys.partition_of_key(feed)
         for poison, entry_id in bad:
             await parked.handle(self.projector.client, poison, p, [entry_id], self.consumer)
 

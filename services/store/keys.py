@@ -45,6 +45,11 @@ def feed(p: int) -> str:
     return f"dateline:{{{p}}}:feed"
 
 
+def partition_of_key(key: str) -> int:
+    """The partition a partition-tagged key (``dateline:{p}:…``) belongs to."""
+    return int(key.split("{", 1)[1].split("}", 1)[0])
+
+
 def dead(p: int) -> str:
     """Partition ``p``'s dead letters: every event a projector parked, with its error (a stream,
     kept: it is the incident's record)."""
