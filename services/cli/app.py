@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from events.errors import UsageError
-from services.cli import audit, newsroom, projection, tokens
+from services.cli import audit, newsroom, partitions, projection, tokens
 from services.cli.errors import report, reported
 from services.settings import Settings
 
@@ -197,6 +197,7 @@ app.add_typer(tokens.app)
 newsroom.register(app)
 app.add_typer(audit.app)
 app.add_typer(projection.app)
+app.add_typer(partitions.app)
 
 
 def main() -> None:

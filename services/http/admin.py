@@ -128,7 +128,7 @@ def router(services: Services) -> APIRouter:
         lag = pending = 0
         with contextlib.suppress(DatelineError), reachable():
             async with services.client.pipeline(transaction=False) as pipe:
-                for p in range(keys.PARTITIONS):
+                for p in range(keys.partitions()):
                     pipe.xinfo_groups(keys.feed(p))
                 for groups in await pipe.execute(raise_on_error=False):
                     for g in groups if isinstance(groups, list) else []:

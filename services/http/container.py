@@ -50,6 +50,7 @@ class Services:
             settings.store_id,
             ack_replicas=settings.ack_replicas,
             ack_timeout=settings.ack_timeout_ms / 1000,
+            partitions=settings.partitions,
         )
         reads = ReadModel(client)
         heads = Heads()

@@ -45,7 +45,7 @@ from events.chain import Envelope
 from services.projector import parked
 from services.projector.feeds import ensure_groups, envelopes_of
 from services.projector.fold import Projector, Unfoldable
-from services.store import keys
+from services.store import identity, keys
 from services.store.connection import Client, connect, is_cluster, primary_client
 from services.store.keys import GROUP
 from services.store.replicas import replicated
@@ -131,10 +131,11 @@ class Consumers:
 
     async def start(self) -> None:
         """Fold what this host's dead projectors left, then read the feeds and claim."""
+        await identity.adopt_layout(self.projector.client)
         await ensure_groups(self.projector.client)
         await self.recover()
         loop = asyncio.get_running_loop()
-        feeds = [keys.feed(p) for p in range(keys.PARTITIONS)]
+        feeds = [keys.feed(p) for p in range(keys.partitions())]
         shares = [[feed] for feed in feeds] if self.clustered else [feeds]
         self._readers = [loop.create_task(self._read_forever(share)) for share in shares]
         self._claimer = loop.create_task(self._claim_forever())
@@ -384,7 +385,7 @@ class Consumers:
         work: ``project.lua`` skips what is already applied.
         """
         me, taken = self.consumer, 0
-        for p in range(keys.PARTITIONS):
+        for p in range(keys.partitions()):
             feed = keys.feed(p)
             async with self._on_primary(feed) as client:
                 taken += await self._recover(client, feed, me)
@@ -426,7 +427,7 @@ class Consumers:
         """Take over every feed entry delivered ``claim_idle_ms`` ago or more and still not
         acknowledged (XAUTOCLAIM, ``BATCH`` at a time), and fold it. Returns how many."""
         taken = 0
-        for p in range(keys.PARTITIONS):
+        for p in range(keys.partitions()):
             feed, start = keys.feed(p), "0-0"
             async with self._on_primary(feed) as client:
                 while True:

@@ -31,7 +31,7 @@ DATA = b"__data__"
 
 async def ensure_groups(client: Client) -> None:
     """Create the projectors' group on every feed, from the feed's start (so nothing is missed)."""
-    for p in range(keys.PARTITIONS):
+    for p in range(keys.partitions()):
         try:
             await client.xgroup_create(keys.feed(p), GROUP, id="0", mkstream=True)
         except redis.ResponseError as error:
@@ -41,7 +41,7 @@ async def ensure_groups(client: Client) -> None:
 
 async def trim_feeds(client: Client) -> None:
     """Drop feed entries every projector has acknowledged (the record keeps them forever)."""
-    for p in range(keys.PARTITIONS):
+    for p in range(keys.partitions()):
         feed = keys.feed(p)
         groups = await client.xinfo_groups(feed)
         floor: bytes | None = None

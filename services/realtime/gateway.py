@@ -613,7 +613,7 @@ class Gateway:
     async def start(self, host: str, port: int, sock: socket.socket | None = None) -> Server:
         """Listen, and start tailing the changes."""
         streams: dict[str, bytes | str] | None = None
-        with contextlib.suppress(redis.RedisError):  # the store is away: the tail retries
+        with contextlib.suppress(redis.RedisError, StoreUnavailable):  # away: the tail retries
             streams = await changefeed.positions(
                 self.client
             )  # before any subscriber: nothing after is skipped

@@ -88,7 +88,7 @@ async def know_store(url: str, settings: Settings) -> str:
     given = settings.store_id or (kept.read_text().strip() if kept.exists() else None)
     client = connect(url)
     try:
-        found = await identity.learn(client, given)
+        found = await identity.learn(client, given, settings.partitions)
     finally:
         await client.aclose()
     if not kept.exists():

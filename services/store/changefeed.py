@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping
 import redis.asyncio as redis
 from redis.asyncio.cluster import RedisCluster
 
-from services.store import keys
+from events.errors import StoreUnavailable
+from services.store import identity, keys
 from services.store.connection import Client
 
 log = logging.getLogger("dateline.changefeed")
@@ -50,8 +51,10 @@ def _logged(error: Exception) -> None:
 
 
 async def positions(client: Client) -> Positions:
-    """Each partition's last entry now ("0-0" for a stream not made yet): where a tail starts."""
-    names = [keys.partition_changes(p) for p in range(keys.PARTITIONS)]
+    """Each partition's last entry now ("0-0" for a stream not made yet): where a tail starts.
+    The store's partition count is adopted first (a gateway may learn the store only here)."""
+    await identity.adopt_layout(client)
+    names = [keys.partition_changes(p) for p in range(keys.partitions())]
     async with client.pipeline(transaction=False) as pipe:
         for name in names:
             pipe.xrevrange(name, count=1)
@@ -77,7 +80,7 @@ async def follow(
     while streams is None:
         try:
             streams = await positions(client)
-        except redis.RedisError as error:
+        except (redis.RedisError, StoreUnavailable) as error:
             on_failure(error)
             await asyncio.sleep(RETRY_AFTER)
     if not isinstance(client, RedisCluster):

@@ -47,7 +47,7 @@ async def is_parked(client: Client, p: int, story: str) -> bool:
 async def parked(client: Client) -> list[dict[str, JsonValue]]:
     """Every story parked now, with what parked it, by story."""
     async with client.pipeline(transaction=False) as pipe:
-        for p in range(keys.PARTITIONS):
+        for p in range(keys.partitions()):
             pipe.hgetall(keys.parked(p))
         replies = cast("list[dict[bytes, bytes]]", await pipe.execute())
     found = [orjson.loads(raw) for reply in replies for raw in reply.values()]
@@ -57,7 +57,7 @@ async def parked(client: Client) -> list[dict[str, JsonValue]]:
 async def count(client: Client) -> int:
     """How many stories are parked now."""
     async with client.pipeline(transaction=False) as pipe:
-        for p in range(keys.PARTITIONS):
+        for p in range(keys.partitions()):
             pipe.hlen(keys.parked(p))
         return sum(int(n) for n in await pipe.execute())
 

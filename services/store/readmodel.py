@@ -74,7 +74,7 @@ class ReadModel:
         """Stories, newest activity first: ``story, title, status, version, updated_at``."""
         with reachable():
             async with self.client.pipeline(transaction=False) as pipe:
-                for p in range(keys.PARTITIONS):
+                for p in range(keys.partitions()):
                     pipe.zrevrange(keys.stories(p), 0, limit - 1, withscores=True)
                 ranked = sorted(
                     (pair for part in await pipe.execute() for pair in part),

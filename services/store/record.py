@@ -131,10 +131,13 @@ class Store:
         *,
         ack_replicas: int = 0,
         ack_timeout: float = 1.0,
+        partitions: int = keys.LEGACY_PARTITIONS,
     ) -> None:
         self.client = client
         self.given_id = store_id or None
         """The store's id this process was handed (``DATELINE_STORE_ID``), if any."""
+        self.partitions = partitions
+        """The partitions a new store gets (``DATELINE_PARTITIONS``)."""
         self.store_id: str | None = None
         """The id every append checks the store still carries (``services.store.identity``),
         learned before the first append."""
@@ -152,7 +155,7 @@ class Store:
 
     async def identify(self) -> str:
         """Learn the store's id (``identity.learn``) and keep it for every later append."""
-        self.store_id = await identity.learn(self.client, self.given_id)
+        self.store_id = await identity.learn(self.client, self.given_id, self.partitions)
         return self.store_id
 
     async def close(self) -> None:

@@ -56,7 +56,7 @@ def _stories() -> list[str]:
     """Four stories whose partitions spread over the three primaries (by their slots' ranges)."""
     found: dict[int, str] = {}
     n = 0
-    while len(found) < keys.PARTITIONS:
+    while len(found) < keys.partitions():
         found.setdefault(keys.partition(f"fo-{n}"), f"fo-{n}")
         n += 1
     return [found[p] for p in (0, 5, 10, 15)][:STORIES]

@@ -79,7 +79,7 @@ async def test_a_store_emptied_under_running_services_is_refused_loudly_then_rec
             write = await http.post("/stories/wiped/events", json=entry(99))
             empty = redis.Redis.from_url(url)
             try:
-                marks = [await empty.get(keys.mark(p)) for p in range(keys.PARTITIONS)]
+                marks = [await empty.get(keys.mark(p)) for p in range(keys.partitions())]
                 records = await empty.exists(
                     *(f(story) for story in ("wiped", "fresh") for f in (keys.events, keys.head))
                 )
@@ -126,7 +126,7 @@ async def test_a_store_emptied_under_running_services_is_refused_loudly_then_rec
         assert r.status_code == 503, r.text
         assert r.json()["error"]["details"]["store"] == "lost"
         assert r.headers["Retry-After"].isdigit()
-    assert marks == [None] * keys.PARTITIONS, "a running server took the empty store for new"
+    assert marks == [None] * keys.partitions(), "a running server took the empty store for new"
     assert records == 0
     assert again.returncode == 3, again.stdout + again.stderr
     assert "emptied or replaced" in again.stdout + again.stderr

@@ -98,9 +98,14 @@ class ProjectKeys(NamedTuple):
     feed: str
 
 
-@functools.lru_cache(maxsize=1_000)
 def project_keys(story: str) -> ProjectKeys:
     """The keys ``project.lua`` takes for ``story`` (made once per story while it is in use)."""
+    return _project_keys(story, keys.partitions())
+
+
+@functools.lru_cache(maxsize=1_000)
+def _project_keys(story: str, partitions: int) -> ProjectKeys:
+    """``project_keys`` under the store's partition count (an upgrade changes every name)."""
     p = keys.partition(story)
     return ProjectKeys(
         keys.meta(story),

@@ -55,7 +55,7 @@ async def test_a_dead_projectors_pending_events_are_claimed(world: tuple) -> Non
         await wait_projected(client, heads)
     finally:
         await consumers.stop()
-    pending = [await client.xpending(keys.feed(p), GROUP) for p in range(keys.PARTITIONS)]
+    pending = [await client.xpending(keys.feed(p), GROUP) for p in range(keys.partitions())]
     assert sum(x["pending"] for x in pending) == 0
     for story in heads:
         await assert_state_is_a_fresh_fold(client, store, story)
@@ -64,7 +64,7 @@ async def test_a_dead_projectors_pending_events_are_claimed(world: tuple) -> Non
 async def take_everything(client: redis.Redis, consumer: str) -> int:
     """Read every feed as ``consumer`` and never acknowledge: a projector that dies mid-batch."""
     taken = 0
-    for p in range(keys.PARTITIONS):
+    for p in range(keys.partitions()):
         got = await client.xreadgroup(GROUP, consumer, {keys.feed(p): ">"}, count=1000)
         taken += sum(len(msgs) for _, msgs in got)
     return taken
@@ -93,7 +93,7 @@ async def test_a_restart_folds_what_a_dead_local_projector_left_at_once(world: t
     for story, head in heads.items():
         assert await ReadModel(client).version(story) == head
         await assert_state_is_a_fresh_fold(client, store, story)
-    for p in range(keys.PARTITIONS):
+    for p in range(keys.partitions()):
         assert (await client.xpending(keys.feed(p), GROUP))["pending"] == 0
         names = [c["name"] for c in await client.xinfo_consumers(keys.feed(p), GROUP)]
         assert dead.encode() not in names
@@ -119,12 +119,12 @@ async def test_a_projector_that_may_be_alive_elsewhere_is_left_to_the_idle_claim
     await take_everything(client, "other-host-77")
     assert await recover(url, Projector(client, store), "me-1") == 0
     alive = f"{socket.gethostname()}-{os.getpid()}"
-    for p in range(keys.PARTITIONS):  # hand the batch to a live process of this host
+    for p in range(keys.partitions()):  # hand the batch to a live process of this host
         held = await client.xpending_range(keys.feed(p), GROUP, "-", "+", 1000)
         if held:
             await client.xclaim(keys.feed(p), GROUP, alive, 0, [h["message_id"] for h in held])
     assert await recover(url, Projector(client, store), "me-1") == 0
-    feeds = [keys.feed(p) for p in range(keys.PARTITIONS)]
+    feeds = [keys.feed(p) for p in range(keys.partitions())]
     pending = [(await client.xpending(feed, GROUP))["pending"] for feed in feeds]
     assert sum(pending) == sum(heads.values())
 
@@ -160,7 +160,7 @@ async def test_a_failed_batch_is_logged_stays_pending_and_is_folded_by_the_claim
     for story in heads:
         await assert_state_is_a_fresh_fold(client, store, story)
     pending = [
-        (await client.xpending(keys.feed(p), GROUP))["pending"] for p in range(keys.PARTITIONS)
+        (await client.xpending(keys.feed(p), GROUP))["pending"] for p in range(keys.partitions())
     ]
     assert sum(pending) == 0
 
@@ -227,7 +227,7 @@ async def test_a_lost_group_is_made_again_and_projection_goes_on(
         await consumers.start()
         try:
             await wait_projected(client, heads)
-            for p in range(keys.PARTITIONS):
+            for p in range(keys.partitions()):
                 await client.xgroup_destroy(keys.feed(p), GROUP)
             more = {}
             for story in heads:

@@ -47,7 +47,7 @@ async def world(cluster: LocalCluster) -> AsyncIterator[tuple[str, Client, Store
 def _one_per_partition(prefix: str) -> list[str]:
     found: dict[int, str] = {}
     n = 0
-    while len(found) < keys.PARTITIONS:
+    while len(found) < keys.partitions():
         found.setdefault(keys.partition(f"{prefix}-{n}"), f"{prefix}-{n}")
         n += 1
     return list(found.values())
@@ -72,7 +72,7 @@ async def test_a_projector_on_a_cluster_folds_every_partition_and_claims_what_a_
     url, client, store = world
     heads = await _fill(store, _one_per_partition("claimed"), 3)
     taken = 0
-    for p in range(keys.PARTITIONS):  # the dead consumer's reads, one feed at a time
+    for p in range(keys.partitions()):  # the dead consumer's reads, one feed at a time
         reply = await client.xreadgroup(GROUP, "dead", {keys.feed(p): ">"}, count=1000)
         taken += sum(len(entries) for _, entries in cast("list[tuple[bytes, list[Any]]]", reply))
     assert taken >= sum(heads.values())

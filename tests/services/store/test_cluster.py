@@ -53,7 +53,7 @@ async def test_a_store_on_a_cluster_appends_to_every_partition_across_the_primar
     store = Store.from_url(cluster.url)
     stories: dict[int, str] = {}
     n = 0
-    while len(stories) < keys.PARTITIONS:
+    while len(stories) < keys.partitions():
         stories.setdefault(keys.partition(f"c-{n}"), f"c-{n}")
         n += 1
     try:

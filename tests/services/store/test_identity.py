@@ -17,7 +17,7 @@ async def test_a_new_store_gets_one_id_on_every_partition(isolated_url: str) -> 
     client = redis.Redis.from_url(isolated_url)
     try:
         first = await identity.learn(client)
-        assert await identity.marks(client) == [first] * keys.PARTITIONS
+        assert await identity.marks(client) == [first] * keys.partitions()
         assert await identity.learn(client) == first
         assert await identity.check(client, first) is None
     finally:
