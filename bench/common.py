@@ -415,7 +415,7 @@ def feeds_backlog(store: redis_sync.Redis) -> int:
     not acknowledged) plus lag (not yet read; 1 when Valkey cannot count it but the group is
     behind the feed's last entry). 0: the projection has caught up with every append."""
     total = 0
-    for p in range(keys.PARTITIONS):
+    for p in range(keys.partitions()):
         feed = keys.feed(p)
         if not store.exists(feed):
             continue
@@ -445,7 +445,7 @@ def skip_backlog(store: redis_sync.Redis) -> None:
     """Move the projectors' group to the end of every feed (created there if missing), with no
     projector running: what ``dateline api`` alone appended is never folded, so the next layout's
     projector starts with nothing to catch up on."""
-    for p in range(keys.PARTITIONS):
+    for p in range(keys.partitions()):
         feed = keys.feed(p)
         added = int(store.xinfo_stream(feed)["entries-added"]) if store.exists(feed) else 0
         try:

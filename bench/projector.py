@@ -122,7 +122,7 @@ async def bare_loop(client: redis.Redis, group: str, fold: Fold) -> tuple[int, f
     """One task per feed: XREADGROUP COUNT 100, ``fold`` the envelopes, XACK, until empty."""
     done = 0
 
-    feeds = [keys.feed(p) for p in range(keys.PARTITIONS)]
+    feeds = [keys.feed(p) for p in range(keys.partitions())]
     for feed in feeds:
         await client.xgroup_create(feed, group, id="0", mkstream=True)
 
@@ -158,7 +158,7 @@ async def projected(client: redis.Redis, heads: dict[str, int]) -> bool:
 async def drained(client: redis.Redis) -> bool:
     """Whether the projectors' group has every feed entry delivered and acknowledged."""
     async with client.pipeline(transaction=False) as pipe:
-        for p in range(keys.PARTITIONS):
+        for p in range(keys.partitions()):
             pipe.xinfo_groups(keys.feed(p))
         replies = await pipe.execute()
     for groups in replies:
@@ -209,11 +209,11 @@ async def wipe_projection(client: redis.Redis, stories: Sequence[str]) -> None:
     """Delete everything but the record (streams, heads) and the feeds, and every consumer group
     on the feeds: the next run starts from the same server state as the first."""
     record = {k(s).encode() for s in stories for k in (keys.events, keys.head)}
-    record |= {keys.feed(p).encode() for p in range(keys.PARTITIONS)}
+    record |= {keys.feed(p).encode() for p in range(keys.partitions())}
     doomed = [name async for name in client.scan_iter(count=1_000) if name not in record]
     for at in range(0, len(doomed), 1_000):
         await client.delete(*doomed[at : at + 1_000])
-    for p in range(keys.PARTITIONS):
+    for p in range(keys.partitions()):
         for group in await client.xinfo_groups(keys.feed(p)):
             await client.xgroup_destroy(keys.feed(p), group["name"])
 
@@ -352,7 +352,7 @@ async def measure(url: str, options: Options) -> list[Check]:
             ]
         )
     table(
-        f"folding {total:,} queued events, COUNT {COUNT}, {keys.PARTITIONS} feeds; "
+        f"folding {total:,} queued events, COUNT {COUNT}, {keys.partitions()} feeds; "
         f"median of {rounds} interleaved round(s)",
         [
             "measure",
