@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events.errors import UsageError
@@ -61,10 +60,18 @@ class Settings(BaseSettings):
     ack_timeout_ms: int = Field(default=1000, ge=1)
     """How long an append waits for those replicas before it is answered 503 ``store_unavailable``
     with ``details.acked_replicas``."""
-    partitions: Literal[16, 64, 256, 1024] = 16
+    partitions: int = 16
     """How many partitions a new store gets (``services.store.keys``; on a cluster, more spread
     stories more evenly over primaries). An existing store keeps its own count: see
     ``dateline partitions upgrade``."""
+
+    @field_validator("partitions")
+    @classmethod
+    def _a_count_a_store_may_have(cls, value: int) -> int:
+        if value not in (16, 64, 256, 1024):
+            raise ValueError("must be 16, 64, 256 or 1024")
+        return value
+
     origins: str = ""
     """More browser origins allowed on the websocket, comma-separated (the API's own always is)."""
     max_body: int = 256 * 1024
