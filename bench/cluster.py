@@ -2,7 +2,8 @@
 for a replica (issue 12, 7).
 
 For each layout (a local cluster from the embedded ``valkey-server``: 1 primary + 1 replica, then
-3 primaries + 3 replicas) and each ``DATELINE_ACK_REPLICAS`` (0, then 1), on a fresh cluster:
+3 primaries + 3 replicas with the store's 16 partitions, then with 256: ``DATELINE_PARTITIONS``)
+and each ``DATELINE_ACK_REPLICAS`` (0, then 1), on a fresh cluster:
 - ``dateline serve --redis <a node>`` as a newsroom runs it (its projector and gateway working);
 - 1,000 stories opened through the API, then every node's ``INFO commandstats`` reset;
 - ``wrk`` (``bench/post.lua``, one thread, 32 connections) POSTs entries round the 1,000 stories;
@@ -17,8 +18,8 @@ wrk share them. What the per-node figures predict instead: the primaries' server
 gives what one primary on a core of its own can take (``1e6 / usec``), and the busiest
 primary's share of the work caps the cluster at that capacity divided by its share.
 
-Targets (bench/floors.py): the busiest primary within 1.1x of the mean (over 1,000 stories), and
-ACK_REPLICAS=1's append p50 within 1.5x of ACK_REPLICAS=0's.
+Targets (bench/floors.py): the busiest primary within 1.1x of the mean (over 1,000 stories, 256
+partitions), and ACK_REPLICAS=1's append p50 within 1.5x of ACK_REPLICAS=0's.
 
     .venv/bin/python -m bench.cluster [--quick]
 """
@@ -72,6 +73,7 @@ BODY = json.dumps(
 @dataclass
 class Result:
     primaries: int
+    partitions: int
     acks: int
     rps: float
     p50: float
@@ -88,7 +90,7 @@ class Result:
         return max(usec) / (sum(usec) / len(usec))
 
 
-def _serve(children: Children, url: str, tmp: Path, acks: int) -> tuple[int, Any]:
+def _serve(children: Children, url: str, tmp: Path, acks: int, partitions: int) -> tuple[int, Any]:
     port, ws_port = free_port(), free_port()
     log = tmp / f"serve-{acks}.log"
     argv = [sys.executable, "-m", "services", "serve", "--redis", url]
@@ -100,7 +102,11 @@ def _serve(children: Children, url: str, tmp: Path, acks: int) -> tuple[int, Any
         "--data-dir",
         str(tmp / f"serve-data-{url.rsplit(':', 1)[1]}"),
     ]
-    env = {"DATELINE_ADMIN_TOKEN": TOKEN, "DATELINE_ACK_REPLICAS": str(acks)}
+    env = {
+        "DATELINE_ADMIN_TOKEN": TOKEN,
+        "DATELINE_ACK_REPLICAS": str(acks),
+        "DATELINE_PARTITIONS": str(partitions),
+    }
     proc = children.start("serve", argv, env, log)
     wait_line(proc, log, "ready")
     wait_http(proc, f"http://127.0.0.1:{port}/healthz", log)
@@ -141,13 +147,14 @@ def _stats(node: Node) -> tuple[float, int]:
     return usec, int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
 
 
-def measure(tmp: Path, primaries: int, acks: int, seconds: int) -> Result:
-    cluster = LocalCluster(tmp / f"cluster-{primaries}-{acks}", primaries_wanted=primaries)
+def measure(tmp: Path, primaries: int, partitions: int, acks: int, seconds: int) -> Result:
+    name = f"cluster-{primaries}-{partitions}-{acks}"
+    cluster = LocalCluster(tmp / name, primaries_wanted=primaries)
     cluster.start()
     children = Children()
     try:
-        port, _ = _serve(children, cluster.url, tmp, acks)
-        prefix = f"c{primaries}a{acks}"
+        port, _ = _serve(children, cluster.url, tmp / name, acks, partitions)
+        prefix = f"c{primaries}p{partitions}a{acks}"
         open_stories(port, story_ids(prefix, STORIES))
         store = redis_sync.RedisCluster.from_url(cluster.url)
         wait_drained(store)  # type: ignore[arg-type]  # per-key calls only: a cluster client will do
@@ -165,6 +172,7 @@ def measure(tmp: Path, primaries: int, acks: int, seconds: int) -> Result:
         cluster.stop()
     return Result(
         primaries,
+        partitions,
         acks,
         load["rps"],
         load["p50"],
@@ -182,18 +190,22 @@ def run(options: Options) -> list[Check]:
     seconds = 3 if options.quick else 10
     results: list[Result] = []
     with workdir() as tmp:
-        for primaries in (1, 3):
+        for primaries, partitions in ((1, 16), (3, 16), (3, 256)):
             for acks in (0, 1):
-                say(f"{primaries} primary(ies), ACK_REPLICAS={acks}: {seconds} s of load")
-                results.append(measure(tmp, primaries, acks, seconds))
+                say(
+                    f"{primaries} primary(ies), {partitions} partitions, ACK_REPLICAS={acks}:"
+                    f" {seconds} s of load"
+                )
+                results.append(measure(tmp, primaries, partitions, acks, seconds))
     say(machine_line(options))
     table(
         f"POST /stories/{{story}}/events through dateline serve --redis <cluster>, {STORIES:,}"
         f" stories, wrk -c{CONNECTIONS}, {seconds} s",
-        ["primaries", "ACK", "requests/s", "p50 ms", "p99 ms", "non-2xx", "projected/s",
-         "busiest/mean"],
+        ["primaries", "partitions", "ACK", "requests/s", "p50 ms", "p99 ms", "non-2xx",
+         "projected/s", "busiest/mean"],
         [
-            [str(r.primaries), str(r.acks), fmt(r.rps), fmt(r.p50, 2), fmt(r.p99, 2),
+            [str(r.primaries), str(r.partitions), str(r.acks), fmt(r.rps), fmt(r.p50, 2),
+             fmt(r.p99, 2),
              str(r.non2xx), fmt(r.projected_rate), fmt(r.busiest_ratio, 3)]
             for r in results
         ],
@@ -204,7 +216,7 @@ def run(options: Options) -> list[Check]:
         for port, usec, calls in r.per_primary:
             rows.append(
                 [
-                    f"{r.primaries}/{r.acks}",
+                    f"{r.primaries}/{r.partitions}/{r.acks}",
                     str(port),
                     fmt(calls),
                     fmt(usec / 1e6, 2),
@@ -214,16 +226,16 @@ def run(options: Options) -> list[Check]:
     table(
         "Per primary (INFO commandstats): EVALSHA calls (appends, folds, the write limiter's"
         " bucket), server time, and its share",
-        ["primaries/ACK", "port", "EVALSHA", "server s", "share"],
+        ["primaries/partitions/ACK", "port", "EVALSHA", "server s", "share"],
         rows,
     )
-    three = [r for r in results if r.primaries == 3]
-    for r in three:
+    three = [r for r in results if r.primaries == 3 and r.partitions == 256]
+    for r in [r for r in results if r.primaries == 3]:
         times = [u for _, u, _ in r.per_primary]
         per = sum(times) / r.appended  # every primary's time, per event appended and folded
         share = max(times) / sum(times)
         say(
-            f"ACK={r.acks}: {per:.1f} usec of server time per event (appended, folded, fanned"
+            f"{r.partitions} partitions, ACK={r.acks}: {per:.1f} usec of server time per event (appended, folded, fanned"
             f" out) over the 3 primaries, so one primary on a core of its own takes"
             f" {1e6 / per:,.0f} events/s; the busiest does {share:.1%} of the work, so these 3"
             f" cap at {1e6 / per / share:,.0f}/s and N balanced ones at N x {1e6 / per:,.0f}/s"
@@ -231,9 +243,9 @@ def run(options: Options) -> list[Check]:
     base = next(r for r in three if r.acks == 0)
     acked = next(r for r in three if r.acks == 1)
     checks = [
-        Check(CLUSTER_BALANCE, "busiest primary's server time / the mean, 3 primaries",
+        Check(CLUSTER_BALANCE, "busiest primary's server time / the mean, 3 primaries, 256",
               base.busiest_ratio, 1.0, "x"),
-        Check(CLUSTER_ACK_P50, "append p50, ACK_REPLICAS=1 vs 0, 3 primaries",
+        Check(CLUSTER_ACK_P50, "append p50, ACK_REPLICAS=1 vs 0, 3 primaries, 256",
               acked.p50, base.p50, "ms"),
     ]  # fmt: skip
     checks_table("bench.cluster targets", checks)

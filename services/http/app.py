@@ -102,7 +102,7 @@ def create_app(settings: Settings, url: str) -> FastAPI:
 
         def failed(error: Exception) -> None:
             if heads.following:  # said once per outage
-                log.warning("change tail failed, public reads go to the store: %s", error)
+                log.warning("change tail failed, public reads go to the store: %r", error)
             heads.failed()
 
         tail = asyncio.get_running_loop().create_task(

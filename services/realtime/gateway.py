@@ -295,7 +295,7 @@ class Gateway:
                 self.deliver(story, version, change)
 
         def failure(error: Exception) -> None:
-            log.warning("change tail failed: %s", error)
+            log.warning("change tail failed: %r", error)
             self._tell(away=True)
 
         await changefeed.follow(

@@ -47,7 +47,7 @@ def _nothing() -> None:
 
 
 def _logged(error: Exception) -> None:
-    log.warning("change tail failed: %s", error)
+    log.warning("change tail failed: %r", error)
 
 
 async def positions(client: Client) -> Positions:

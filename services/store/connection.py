@@ -29,6 +29,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from events.errors import StoreUnavailable
+from services.store import keys
 
 Client = redis.Redis | RedisCluster
 """What every service holds: a client of one server, or of a cluster."""
@@ -53,11 +54,17 @@ def is_cluster(url: str) -> bool:
     return found
 
 
+CLUSTER_CONNECTIONS = keys.COUNTS[-1] + 100
+"""A cluster client's connections per node at most: a changes tail holds one blocked read per
+partition (a cluster refuses a read across slots), up to 1,024 of them on one node, and 100 for
+the rest (redis-py's default, which a tail of 256 partitions exhausted: MaxConnectionsError)."""
+
+
 def connect(url: str, **options: Any) -> Client:
     """A client for ``url`` (``redis://``, ``rediss://``, ``unix://``): of a cluster when the
     server it names is a cluster node, of that one server otherwise."""
     if is_cluster(url):
-        return RedisCluster.from_url(url, **options)
+        return RedisCluster.from_url(url, **{"max_connections": CLUSTER_CONNECTIONS, **options})
     return redis.Redis.from_url(url, **options)
 
 
@@ -108,10 +115,14 @@ def reachable() -> Iterator[None]:
         ClusterError,  # redis-py's cluster client gave up redirecting or retrying
         SlotNotCoveredError,  # its slot map has no node for the key (mid-failover)
     ) as error:
-        raise StoreUnavailable(f"the store is unreachable: {error}") from None
+        raise StoreUnavailable(
+            f"the store is unreachable: {str(error) or type(error).__name__}"
+        ) from None
     except RuntimeError as error:
         # redis-py under uvloop writes to a connection reset a moment before: uvloop raises
         # this instead of a connection error (seen in the cluster failover tests)
         if "handler is closed" not in str(error):
             raise
-        raise StoreUnavailable(f"the store is unreachable: {error}") from None
+        raise StoreUnavailable(
+            f"the store is unreachable: {str(error) or type(error).__name__}"
+        ) from None

@@ -70,6 +70,7 @@ class Node:
             "--cluster-enabled", "yes",
             "--cluster-config-file", str(self.data_dir / "nodes.conf"),
             "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+            "--cluster-require-full-coverage", "no",  # a lost shard stops only its own stories
             "--dir", str(self.data_dir),
             "--appendonly", "yes",
             "--appendfsync", "always",

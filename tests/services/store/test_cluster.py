@@ -138,3 +138,40 @@ async def test_a_manual_failover_moves_the_appends_to_the_new_primary(
     finally:
         await store.close()
         own.stop()
+
+
+async def test_a_shard_lost_whole_refuses_its_stories_and_the_others_go_on(
+    tmp_path: Path,
+) -> None:
+    """A primary and its replica both gone: its stories are answered 503 (the store is
+    unreachable for them), nothing is acknowledged, and every other story is still written
+    (``cluster-require-full-coverage no``: the other shards keep serving)."""
+    own = LocalCluster(tmp_path / "cluster")
+    own.start()
+    store = Store(connect(own.url), ack_timeout=2.0)
+    stories = [f"shard-{n}" for n in range(40)]
+    try:
+        for story in stories:
+            await store.append(story, parse_open({"story": story, "title": "T"}), actor="e:a")
+        lost = own.primaries()[0]
+        replica = own.replica_of(lost)
+        assert replica is not None
+        on_lost = [s for s in stories if own.primary_of(keys.events(s)) is lost]
+        others = [s for s in stories if s not in on_lost]
+        assert on_lost and others
+        replica.kill()
+        lost.kill()
+        for story in on_lost[:3]:
+            with pytest.raises(StoreUnavailable, match="unreachable|cannot serve"):
+                await store.append(
+                    story, parse_command("entry.published", {"body": "x"}), actor="e:a"
+                )
+        await asyncio.sleep(3)  # past the node timeout: the dead shard is marked failed
+        for story in others:
+            appended = await store.append(
+                story, parse_command("entry.published", {"body": "y"}), actor="e:a"
+            )
+            assert appended.envelope is not None and appended.envelope.version == 2
+    finally:
+        await store.close()
+        own.stop()
