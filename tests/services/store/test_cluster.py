@@ -158,11 +158,12 @@ async def test_a_shard_lost_whole_refuses_its_stories_and_the_others_go_on(
         assert replica is not None
         on_lost = [s for s in stories if own.primary_of(keys.events(s)) is lost]
         others = [s for s in stories if s not in on_lost]
-        assert on_lost and others
+        assert on_lost
+        assert others
         replica.kill()
         lost.kill()
         for story in on_lost[:3]:
-            with pytest.raises(StoreUnavailable, match="unreachable|cannot serve"):
+            with pytest.raises(StoreUnavailable, match=r"unreachable|cannot serve"):
                 await store.append(
                     story, parse_command("entry.published", {"body": "x"}), actor="e:a"
                 )
@@ -171,7 +172,8 @@ async def test_a_shard_lost_whole_refuses_its_stories_and_the_others_go_on(
             appended = await store.append(
                 story, parse_command("entry.published", {"body": "y"}), actor="e:a"
             )
-            assert appended.envelope is not None and appended.envelope.version == 2
+            assert appended.envelope is not None
+            assert appended.envelope.version == 2
     finally:
         await store.close()
         own.stop()
