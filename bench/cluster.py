@@ -2,11 +2,14 @@
 for a replica (issue 12, 7).
 
 For each layout (a local cluster from the embedded ``valkey-server``: 1 primary + 1 replica, then
-3 primaries + 3 replicas with the store's 16 partitions, then with 256: ``DATELINE_PARTITIONS``)
-and each ``DATELINE_ACK_REPLICAS`` (0, then 1), on a fresh cluster:
+3 primaries + 3 replicas with the store's 16 partitions, then with 256: ``DATELINE_PARTITIONS``;
+the last written by one token, then by 8 desks' tokens) and each ``DATELINE_ACK_REPLICAS`` (0,
+then 1), on a fresh cluster:
 - ``dateline serve --redis <a node>`` as a newsroom runs it (its projector and gateway working);
 - 1,000 stories opened through the API, then every node's ``INFO commandstats`` reset;
-- ``wrk`` (``bench/post.lua``, one thread, 32 connections) POSTs entries round the 1,000 stories;
+- ``wrk`` (``bench/post.lua``, one thread, 32 connections) POSTs entries round the 1,000 stories,
+  with the admin token or with 8 editor tokens in turn (each token's write allowance is one key,
+  and so one primary's: one token puts every append's limiter call on one primary);
 - the bench waits until the projector has folded every event (no lag, nothing pending), and
   takes the projector's rate as events over the time from the load's start until then;
 - each primary's ``INFO commandstats``: the server time it spent (the sum of ``usec`` over every
@@ -19,7 +22,7 @@ gives what one primary on a core of its own can take (``1e6 / usec``), and the b
 primary's share of the work caps the cluster at that capacity divided by its share.
 
 Targets (bench/floors.py): the busiest primary within 1.1x of the mean (over 1,000 stories, 256
-partitions), and ACK_REPLICAS=1's append p50 within 1.5x of ACK_REPLICAS=0's.
+partitions, 8 desks), and ACK_REPLICAS=1's append p50 within 1.5x of ACK_REPLICAS=0's.
 
     .venv/bin/python -m bench.cluster [--quick]
 """
@@ -36,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import redis as redis_sync
 
 from bench.common import (
@@ -74,6 +78,7 @@ BODY = json.dumps(
 class Result:
     primaries: int
     partitions: int
+    desks: int
     acks: int
     rps: float
     p50: float
@@ -113,10 +118,26 @@ def _serve(children: Children, url: str, tmp: Path, acks: int, partitions: int) 
     return port, proc
 
 
-def _wrk(port: int, prefix: str, seconds: int) -> dict[str, float]:
+def _desks(port: int, desks: int) -> list[str]:
+    """``desks`` editor tokens (one: the admin token)."""
+    if desks == 1:
+        return [TOKEN]
+    made = []
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as http:
+        for n in range(desks):
+            answer = http.post("/tokens", json={"role": "editor", "name": f"desk-{n}"})
+            answer.raise_for_status()
+            made.append(str(answer.json()["token"]))
+    return made
+
+
+def _wrk(port: int, prefix: str, seconds: int, tokens: list[str]) -> dict[str, float]:
     env = {
         **os.environ,
         "BENCH_TOKEN": TOKEN,
+        "BENCH_TOKENS": ",".join(tokens),
         "BENCH_PREFIX": prefix,
         "BENCH_STORIES": str(STORIES),
         "BENCH_BODY": BODY,
@@ -147,22 +168,25 @@ def _stats(node: Node) -> tuple[float, int]:
     return usec, int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
 
 
-def measure(tmp: Path, primaries: int, partitions: int, acks: int, seconds: int) -> Result:
-    name = f"cluster-{primaries}-{partitions}-{acks}"
+def measure(
+    tmp: Path, primaries: int, partitions: int, desks: int, acks: int, seconds: int
+) -> Result:
+    name = f"cluster-{primaries}-{partitions}-{desks}-{acks}"
     cluster = LocalCluster(tmp / name, primaries_wanted=primaries)
     cluster.start()
     children = Children()
     try:
         port, _ = _serve(children, cluster.url, tmp / name, acks, partitions)
-        prefix = f"c{primaries}p{partitions}a{acks}"
+        prefix = f"c{primaries}p{partitions}d{desks}a{acks}"
         open_stories(port, story_ids(prefix, STORIES))
+        tokens = _desks(port, desks)
         store = redis_sync.RedisCluster.from_url(cluster.url)
         wait_drained(store)  # type: ignore[arg-type]  # per-key calls only: a cluster client will do
         for node in cluster.primaries():
             with node.client() as c:
                 c.config_resetstat()
         began = time.monotonic()
-        load = _wrk(port, prefix, seconds)
+        load = _wrk(port, prefix, seconds, tokens)
         wait_drained(store)  # type: ignore[arg-type]
         took = time.monotonic() - began
         store.close()
@@ -173,6 +197,7 @@ def measure(tmp: Path, primaries: int, partitions: int, acks: int, seconds: int)
     return Result(
         primaries,
         partitions,
+        desks,
         acks,
         load["rps"],
         load["p50"],
@@ -190,21 +215,22 @@ def run(options: Options) -> list[Check]:
     seconds = 3 if options.quick else 10
     results: list[Result] = []
     with workdir() as tmp:
-        for primaries, partitions in ((1, 16), (3, 16), (3, 256)):
+        for primaries, partitions, desks in ((1, 16, 1), (3, 16, 1), (3, 256, 1), (3, 256, 8)):
             for acks in (0, 1):
                 say(
-                    f"{primaries} primary(ies), {partitions} partitions, ACK_REPLICAS={acks}:"
-                    f" {seconds} s of load"
+                    f"{primaries} primary(ies), {partitions} partitions, {desks} token(s),"
+                    f" ACK_REPLICAS={acks}: {seconds} s of load"
                 )
-                results.append(measure(tmp, primaries, partitions, acks, seconds))
+                results.append(measure(tmp, primaries, partitions, desks, acks, seconds))
     say(machine_line(options))
     table(
         f"POST /stories/{{story}}/events through dateline serve --redis <cluster>, {STORIES:,}"
         f" stories, wrk -c{CONNECTIONS}, {seconds} s",
-        ["primaries", "partitions", "ACK", "requests/s", "p50 ms", "p99 ms", "non-2xx",
-         "projected/s", "busiest/mean"],
+        ["primaries", "partitions", "tokens", "ACK", "requests/s", "p50 ms", "p99 ms",
+         "non-2xx", "projected/s", "busiest/mean"],
         [
-            [str(r.primaries), str(r.partitions), str(r.acks), fmt(r.rps), fmt(r.p50, 2),
+            [str(r.primaries), str(r.partitions), str(r.desks), str(r.acks), fmt(r.rps),
+             fmt(r.p50, 2),
              fmt(r.p99, 2),
              str(r.non2xx), fmt(r.projected_rate), fmt(r.busiest_ratio, 3)]
             for r in results
@@ -216,7 +242,7 @@ def run(options: Options) -> list[Check]:
         for port, usec, calls in r.per_primary:
             rows.append(
                 [
-                    f"{r.primaries}/{r.partitions}/{r.acks}",
+                    f"{r.primaries}/{r.partitions}/{r.desks}/{r.acks}",
                     str(port),
                     fmt(calls),
                     fmt(usec / 1e6, 2),
@@ -226,16 +252,16 @@ def run(options: Options) -> list[Check]:
     table(
         "Per primary (INFO commandstats): EVALSHA calls (appends, folds, the write limiter's"
         " bucket), server time, and its share",
-        ["primaries/partitions/ACK", "port", "EVALSHA", "server s", "share"],
+        ["primaries/partitions/tokens/ACK", "port", "EVALSHA", "server s", "share"],
         rows,
     )
-    three = [r for r in results if r.primaries == 3 and r.partitions == 256]
+    three = [r for r in results if r.partitions == 256 and r.desks == 8]
     for r in [r for r in results if r.primaries == 3]:
         times = [u for _, u, _ in r.per_primary]
         per = sum(times) / r.appended  # every primary's time, per event appended and folded
         share = max(times) / sum(times)
         say(
-            f"{r.partitions} partitions, ACK={r.acks}: {per:.1f} usec of server time per event (appended, folded, fanned"
+            f"{r.partitions} partitions, {r.desks} token(s), ACK={r.acks}: {per:.1f} usec of server time per event (appended, folded, fanned"
             f" out) over the 3 primaries, so one primary on a core of its own takes"
             f" {1e6 / per:,.0f} events/s; the busiest does {share:.1%} of the work, so these 3"
             f" cap at {1e6 / per / share:,.0f}/s and N balanced ones at N x {1e6 / per:,.0f}/s"
@@ -243,9 +269,9 @@ def run(options: Options) -> list[Check]:
     base = next(r for r in three if r.acks == 0)
     acked = next(r for r in three if r.acks == 1)
     checks = [
-        Check(CLUSTER_BALANCE, "busiest primary's server time / the mean, 3 primaries, 256",
+        Check(CLUSTER_BALANCE, "busiest primary / the mean, 3 primaries, 256 partitions, 8 desks",
               base.busiest_ratio, 1.0, "x"),
-        Check(CLUSTER_ACK_P50, "append p50, ACK_REPLICAS=1 vs 0, 3 primaries, 256",
+        Check(CLUSTER_ACK_P50, "append p50, ACK_REPLICAS=1 vs 0, 3 primaries, 256, 8 desks",
               acked.p50, base.p50, "ms"),
     ]  # fmt: skip
     checks_table("bench.cluster targets", checks)

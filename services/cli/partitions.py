@@ -11,8 +11,6 @@ Rules (docs/cli.md "Partitions"; docs/operations.md "Outgrowing one Redis"):
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -45,21 +43,7 @@ def upgrade(
     Example:
       dateline partitions upgrade --to 256 --redis redis://valkey-1:6379
     """
-    from services.store.connection import connect
-    from services.store.embedded import EmbeddedValkey
-    from services.store.repartition import upgrade as run
-
-    async def go(url: str) -> None:
-        client = connect(url)
-        try:
-            await run(client, to, typer.echo)
-        finally:
-            await client.aclose()
+    from services.run.partitions import main
 
     with reported():
-        settings = Settings.load(redis_url=redis, data_dir=data_dir)
-        with contextlib.ExitStack() as stack:
-            url = settings.redis_url
-            if not url:
-                url = stack.enter_context(EmbeddedValkey(settings.data_dir)).url
-            asyncio.run(go(url))
+        main(Settings.load(redis_url=redis, data_dir=data_dir), to, typer.echo)

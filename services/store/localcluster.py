@@ -134,7 +134,9 @@ class LocalCluster:
 
     data_dir: Path
     primaries_wanted: int = 3
-    """How many primaries (each with one replica); the slots are split evenly between them."""
+    """How many primaries; the slots are split evenly between them."""
+    replicas_per_primary: int = 1
+    """Replicas of each primary (with two, a promoted primary still has one at once)."""
     nodes: list[Node] = field(default_factory=list)
 
     @property
@@ -145,7 +147,7 @@ class LocalCluster:
     def start(self, timeout: float = 30.0) -> str:
         taken: set[int] = set()
         shards = self.primaries_wanted
-        for n in range(2 * shards):
+        for n in range(shards * (1 + self.replicas_per_primary)):
             port = _free_port(taken)
             taken |= {port, port + 10_000}
             self.nodes.append(Node(port, self.data_dir / f"node-{n}"))
@@ -162,8 +164,10 @@ class LocalCluster:
             with node.client() as c:
                 c.execute_command("CLUSTER", "ADDSLOTSRANGE", low, high)  # type: ignore[no-untyped-call,unused-ignore]
         ids = [self.node_id(node) for node in self.nodes]
-        self._until(deadline, lambda: all(len(self._known(n)) == 2 * shards for n in self.nodes))
-        for replica, primary_id in zip(self.nodes[shards:], ids[:shards], strict=True):
+        everyone = len(self.nodes)
+        self._until(deadline, lambda: all(len(self._known(n)) == everyone for n in self.nodes))
+        for n, replica in enumerate(self.nodes[shards:]):
+            primary_id = ids[n % shards]
             with replica.client() as c:
                 c.execute_command("CLUSTER", "REPLICATE", primary_id)  # type: ignore[no-untyped-call,unused-ignore]
         self.wait_ok(deadline - time.monotonic())

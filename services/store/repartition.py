@@ -126,9 +126,14 @@ async def _copy_keys(client: Client, names: list[tuple[str, str]]) -> None:
 
 
 async def _reader_connected(client: Client) -> bool:
-    """Whether a projector's feed reader is connected (a named one: one server's projectors)."""
+    """Whether a projector's feed reader is connected to this database (a named one: one
+    server's projectors; a server's other databases are other stores)."""
+    mine = str((await client.client_info()).get("db", 0))
     listed = await client.client_list(_type="normal")
-    return any(str(c.get("name", "")).startswith("projector-reader:") for c in listed)
+    return any(
+        str(c.get("name", "")).startswith("projector-reader:") and str(c.get("db", 0)) == mine
+        for c in listed
+    )
 
 
 async def _split_streams(client: Client, old: Layout, new: Layout, p: int, moved: Moved) -> None:

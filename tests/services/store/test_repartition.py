@@ -207,6 +207,10 @@ async def test_an_upgrade_is_refused_while_a_projector_runs_or_to_a_count_it_can
         consumers = Consumers(url, lambda: Projector(client, store), "running")
         await consumers.start()
         try:
+            for _ in range(100):  # its reader connects once it runs
+                if await repartition._reader_connected(client):
+                    break
+                await asyncio.sleep(0.02)
             with pytest.raises(UsageError, match="stop every Dateline process"):
                 await repartition.upgrade(client, 64, lambda _: None)
         finally:
