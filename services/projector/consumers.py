@@ -37,7 +37,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, cast
 
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import AskError, ClusterDownError, ResponseError, TryAgainError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    ReadOnlyError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -156,9 +162,11 @@ class Consumers:
         came as one batch, and read again; an unreachable store is read again after
         ``RETRY_S``, a lost group (the store emptied under us) is created again, loudly.
 
-        On a cluster a reader reads one feed; a failover's ``UNBLOCKED`` (its primary became a
-        replica under the read), ``CLUSTERDOWN`` and ``TRYAGAIN`` are read again after
-        ``RETRY_S``, from wherever the slot lives by then."""
+        On a cluster a reader reads one feed; an answer that means "not on this node now"
+        (``_not_here``: a failover's ``UNBLOCKED`` or ``READONLY``, ``MOVED``, ``CLUSTERDOWN``,
+        ``TRYAGAIN``) is read again after ``RETRY_S``, from wherever the slot lives by then. Any
+        other error is logged and read again too: a reader never dies quietly, leaving its
+        feed unfolded."""
         # its own connection: a blocked read holds it, and its timeout is longer than the block;
         # named, so that stop() can end a blocked read at once (CLIENT UNBLOCK). A cluster's
         # readers are not named (a blocked one ends within POLL_MS of a stop)
@@ -183,17 +191,18 @@ class Consumers:
                     await self._pause(RETRY_S)
                     continue
                 except ResponseError as error:
-                    if isinstance(error, AskError | TryAgainError | ClusterDownError) or str(
-                        error
-                    ).startswith(("UNBLOCKED", "CLUSTERDOWN", "TRYAGAIN")):
-                        log.warning("reading %s: %s; again in %s s", feeds, error, RETRY_S)
-                        client = await self._reopen(client)
-                        await self._pause(RETRY_S)
+                    if "NOGROUP" in str(error):
+                        log.error(
+                            "the projectors' group is gone from a feed (%s): creating it", error
+                        )
+                        await ensure_groups(self.projector.client)
                         continue
-                    if "NOGROUP" not in str(error):
-                        raise
-                    log.error("the projectors' group is gone from a feed (%s): creating it", error)
-                    await ensure_groups(self.projector.client)
+                    if _not_here(error):
+                        log.warning("reading %s: %s; again in %s s", feeds, error, RETRY_S)
+                    else:  # never let a reader die quietly: its feed would stop being folded
+                        log.error("reading %s failed: %r; again in %s s", feeds, error, RETRY_S)
+                    client = await self._reopen(client)
+                    await self._pause(RETRY_S)
                     continue
                 batch_feeds: list[str] = []
                 envelopes: list[Envelope] = []
@@ -446,6 +455,19 @@ class Consumers:
                     if start in (b"0-0", "0-0"):
                         break
         return taken
+
+
+def _not_here(error: ResponseError) -> bool:
+    """Whether a cluster's answer means "not on this node now": a failover (``UNBLOCKED``, a
+    replica's ``READONLY`` or its refusal of ``WAIT``), a moved or moving slot, a cluster not
+    ready. The reader then finds the feed's primary again; nothing it read is lost (what it
+    was delivered and did not fold it reads again first)."""
+    if isinstance(error, AskError | TryAgainError | ClusterDownError | ReadOnlyError):
+        return True
+    text = str(error)
+    return text.startswith(("UNBLOCKED", "CLUSTERDOWN", "TRYAGAIN", "READONLY", "LOADING")) or (
+        "replica" in text
+    )
 
 
 def _report(task: asyncio.Task[None]) -> None:

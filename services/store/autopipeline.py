@@ -19,6 +19,7 @@ Rules:
   ``MOVED`` (a failover, a migrated slot) updates the map and sends the command to the new
   owner; ``ASK`` (a slot being migrated) sends ``ASKING`` and the command to the target, once;
   ``TRYAGAIN`` (a multi-key command during a migration) waits ``TRY_AGAIN_S`` and sends it again:
+  ``READONLY`` (the node is a replica now: a failover) refreshes the map and sends it again:
   each of these answers means the command did not run. ``CLUSTERDOWN`` and ``MASTERDOWN`` are
   "not now"; a lost connection or an unreachable node also refreshes the map (``REFRESH_S`` apart
   at most), so the calls after a failover find the promoted replica;
@@ -51,6 +52,7 @@ from redis.exceptions import (
     ClusterDownError,
     MovedError,
     NoScriptError,
+    ReadOnlyError,
     RedisClusterException,
     ResponseError,
     TryAgainError,
@@ -182,7 +184,13 @@ class _Link:
         result = (await asyncio.gather(*answers))[-1]  # an error reply is raised: no wait
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            _, acked = await asyncio.shield(covered)  # shared: one caller's cancel is its own
+            try:
+                _, acked = await asyncio.shield(covered)  # shared: one caller's cancel is its own
+            except ResponseError as error:  # the primary became a replica after the write
+                raise RedisConnectionError(
+                    f"the event's primary stopped being one before its replicas had it ({error});"
+                    " retry with the same Idempotency-Key"
+                ) from None
             if int(acked) >= replicas:
                 return result
             if asyncio.get_running_loop().time() >= deadline:
@@ -362,6 +370,8 @@ class AutoPipeline:
                     asking = _Link({**link.options, "host": ask.host, "port": ask.port})
             except TryAgainError:  # a migration splits the keys for a moment: not run
                 await asyncio.sleep(TRY_AGAIN_S)
+            except ReadOnlyError:  # a primary demoted under us (a failover): not run
+                await self._refresh()
             except ClusterDownError as down:  # (MASTERDOWN too)
                 raise RedisConnectionError(f"the cluster cannot serve this story: {down}") from None
             except RedisConnectionError:
@@ -390,7 +400,9 @@ class AutoPipeline:
 
         await asyncio.gather(*(send(link, ns) for link, ns in groups.items()))
         for n, answer in enumerate(answers):
-            if isinstance(answer, AskError | TryAgainError):  # not run: routed again on its own
+            if isinstance(answer, ReadOnlyError):  # a demoted primary: not run, ask the map again
+                await self._refresh()
+            if isinstance(answer, AskError | TryAgainError | ReadOnlyError):  # not run: again
                 try:
                     answers[n] = await self._routed(commands[n], False)
                 except Exception as error:  # handed back as this command's answer
