@@ -1,4 +1,5 @@
-"""The reader's routes: ``GET /live/{story}``, its static files, and the frozen page of a replay.
+"""The reader's routes: ``GET /live/{story}``, its Atom feed, its static files, and the frozen
+page of a replay.
 
 CONTRACT.md "Reader page". People get HTML, never the API's JSON: a refusal (no such story, a bad
 ``before`` cursor, a store that is down) is decided by the API's one mapping,
@@ -29,6 +30,7 @@ from services.http.errors import refusal
 from services.http.pages import Asked, Quick, Raw, Ready, answer, asked_of, http_date
 from services.http.parsing import known_story
 from services.reader.assets import IMMUTABLE, REVALIDATE, Assets
+from services.reader.feed import MEDIA_TYPE, render_feed
 from services.reader.policy import page_headers
 from services.reader.render import full_date, message_page, parse_time, render_page
 from services.settings import Settings
@@ -155,6 +157,36 @@ def page_etag(version: int) -> str:
     return f'"{version}-{BUILD}"'
 
 
+FEED_FORMAT = "atom1"
+"""The feed's format, in its validator: a deploy that changes the feed is never answered 304."""
+
+
+def feed_etag(version: int) -> str:
+    """The Atom feed's strong validator: the story's version and the feed's format."""
+    return f'"{version}-{FEED_FORMAT}"'
+
+
+FEED_DOC = {
+    "responses": {
+        "200": {
+            "description": "the story's Atom 1.0 feed (RFC 4287; retractions as RFC 6721"
+            " at:deleted-entry)",
+            "content": {"application/atom+xml": {"schema": {"type": "string"}}},
+        },
+        "404": {
+            "description": "unknown_story",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        },
+        "503": {
+            "description": "store_unavailable (Retry-After)",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        },
+    }
+    | openapi.NOT_MODIFIED
+}
+"""The feed's answers: a feed reader gets the API's JSON refusals, as any client."""
+
+
 async def frozen_page(
     store: Store, request: Request, state: dict[str, Any], at: str | None
 ) -> Response:
@@ -261,6 +293,40 @@ def router(settings: Settings, services: Services) -> APIRouter:
             )
         except DatelineError as error:
             return refused(error, story, ws)
+
+    @routes.api_route(
+        "/live/{story}/feed.atom",
+        methods=["GET", "HEAD"],
+        response_class=Response,
+        openapi_extra=openapi.access("public") | openapi.CONDITIONAL | FEED_DOC,
+    )
+    async def feed(story: str, request: Request) -> Response:
+        """The story's Atom feed: its entries newest first, corrections in their content,
+        retractions as tombstones; cached and conditional like the page."""
+        known_story(story)
+
+        async def build() -> Ready:
+            state = await reads.story(story, DEFAULT_LIMIT, None)
+            here = page_url(request)
+            body = render_feed(state, here.removesuffix("/feed.atom"), here)
+            version = int(state["version"])  # type: ignore[arg-type]  # a state has its version
+            return Ready(
+                version,
+                body,
+                MEDIA_TYPE,
+                feed_etag(version),
+                caching(settings, story),
+                http_date(str(state["updated_at"])),
+            )
+
+        return await current.respond(
+            request,
+            "feed",
+            story,
+            variant(request.scope, asked_of(request), None),
+            feed_etag,
+            build,
+        )
 
     @routes.api_route(
         "/static/{name}",

@@ -184,6 +184,8 @@ def render_page(
         f"{description}"
         f'<meta property="og:title" content="{esc(state["title"])}">'
         '<meta property="og:type" content="article">'
+        f'<link rel="alternate" type="application/atom+xml" title="{esc(state["title"])}" '
+        f'href="/live/{esc(story)}/feed.atom">'
         f'<script type="application/ld+json">{json_ld(state, opened_at, url)}</script>'
     )
     key_events = state.get("key_events") or []
