@@ -5,10 +5,12 @@ persistent map, so every earlier state stays valid and cheap to keep):
 - every event sets the story's ``version`` and ``updated_at`` (its ``recorded_at``);
 - an entry's ``updated_at`` moves on publish, edit, correction, retraction and embed changes,
   not on pin or unpin;
-- a correction replaces the body and adds ``{note, at, version}`` to ``corrections``; an edit
-  replaces body (and headline when given) silently;
-- a retraction nulls the body, drops the embeds, leaves the key-events list, and takes the pin
-  away if the entry held it (a tombstone is never pinned on top);
+- a correction replaces the body and adds ``{note, at, version, diff}`` to ``corrections``
+  (``diff``: what it changed in the visible text, word by word); an edit replaces body (and
+  headline when given) silently;
+- a retraction nulls the body, drops the embeds and its corrections' diffs (they hold its
+  text; the notes stay), leaves the key-events list, and takes the pin away if the entry held
+  it (a tombstone is never pinned on top);
 - pinning another entry moves the pin.
 
 ``render`` gives the contract's JSON: entries newest first (by the version that published them),
@@ -26,24 +28,36 @@ from pydantic import JsonValue
 
 from events.chain import Envelope
 from events.embeds import EmbedKind
+from projections.wordiff import Diff, word_diff
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 
 
 class Note(NamedTuple):
-    """A correction or retraction note as readers see it."""
+    """A correction or retraction note as readers see it; a correction's also says, word by
+    word, what it changed in the text readers saw (``diff``, ``projections.wordiff``)."""
 
     note: str
     at: str
     version: int
+    diff: Diff | None = None
 
     def to_json(self) -> dict[str, JsonValue]:
-        return {"note": self.note, "at": self.at, "version": self.version}
+        out: dict[str, JsonValue] = {"note": self.note, "at": self.at, "version": self.version}
+        if self.diff is not None:
+            out["diff"] = [[op, text] for op, text in self.diff]
+        return out
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> Note:
-        return cls(value["note"], value["at"], value["version"])
+        diff = value.get("diff")
+        return cls(
+            value["note"],
+            value["at"],
+            value["version"],
+            None if diff is None else tuple((op, text) for op, text in diff),
+        )
 
 
 class Embed(NamedTuple):
@@ -263,13 +277,16 @@ def apply(state: StoryState, envelope: Envelope) -> StoryState:
         return _moved(state, version, at, entries.set(entry.entry_id, entry), state.pinned)
     if kind == "entry.corrected":
         entry = entries[_text(data, "entry_id")]
-        notes = (*entry.corrections, Note(_text(data, "note"), at, version))
-        entry = _revised(entry, at, _text(data, "body"), entry.headline, notes, entry.embeds)
+        body = _text(data, "body")
+        changed = word_diff(entry.body or "", body)
+        notes = (*entry.corrections, Note(_text(data, "note"), at, version, changed))
+        entry = _revised(entry, at, body, entry.headline, notes, entry.embeds)
         return _moved(state, version, at, entries.set(entry.entry_id, entry), state.pinned)
     if kind == "entry.retracted":
         entry = entries[_text(data, "entry_id")]
         note = Note(_text(data, "note"), at, version)
-        entry = _revised(entry, at, None, entry.headline, entry.corrections, (), note)
+        notes = tuple(c._replace(diff=None) for c in entry.corrections)  # no trace of its text
+        entry = _revised(entry, at, None, entry.headline, notes, (), note)
         pinned = None if state.pinned == entry.entry_id else state.pinned
         return _moved(state, version, at, entries.set(entry.entry_id, entry), pinned)
     if kind == "entry.pinned":

@@ -3,7 +3,7 @@
 Rules (docs/cli.md "dateline tail", "dateline audit replay"):
 - a snapshot prints oldest first, like a log (newest last): title, status and version, summary,
   key events, the pinned entry, then each entry with its time label (else its time in UTC), its
-  body as plain text (``services.reader.plaintext``), its correction notes and embeds; a
+  body as plain text (``projections.plaintext``), its correction notes and embeds; a
   retracted entry is a tombstone with its note, never its body;
 - a change prints as it lands: corrections in yellow with their note and the new body,
   retractions in red with their note, silent edits, unpins and removed embeds quietly, pins,
@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.padding import Padding
 from rich.text import Text
 
-from services.reader.plaintext import excerpt, html_text
+from projections.plaintext import excerpt, html_text
 
 Frame = dict[str, Any]
 

@@ -31,8 +31,8 @@ from typing import Any
 import httpx
 
 from events.errors import ApiUnreachable, DatelineError, TokenNameTaken, from_answer
+from projections.plaintext import excerpt
 from services.demo.sample_story import STEPS, Step
-from services.reader.plaintext import excerpt
 from services.run.serve import Extra, say
 from services.settings import Settings
 from services.store.connection import connect

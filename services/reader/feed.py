@@ -20,8 +20,8 @@ from __future__ import annotations
 from typing import Any
 from xml.etree import ElementTree as ET  # only writes XML here: nothing is parsed
 
+from projections.plaintext import one_line
 from services.reader.jsonld import shortened
-from services.reader.plaintext import one_line
 from services.reader.render import full_date
 
 ATOM = "http://www.w3.org/2005/Atom"

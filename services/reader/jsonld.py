@@ -1,7 +1,8 @@
 """The page's schema.org ``LiveBlogPosting`` JSON-LD (CONTRACT.md "Reader page").
 
 One ``BlogPosting`` per readable entry shown (the pinned one first, retracted ones never), its
-text as plain text; written so that nothing in it can end or bend its ``<script>`` element.
+text as plain text, each of its corrections a ``CorrectionComment`` (note and time); written so
+that nothing in it can end or bend its ``<script>`` element.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from services.reader.plaintext import one_line
+from projections.plaintext import one_line
 
 HEADLINE_LIMIT = 110
 """Characters of a headline made from an entry's text (what Google reads of one)."""
@@ -36,17 +37,22 @@ def json_ld(state: dict[str, Any], opened_at: str | None, url: str) -> str:
             continue
         text = one_line(e["body"] or "")
         headline = e.get("headline") or shortened(text)
-        updates.append(
-            {
-                "@type": "BlogPosting",
-                "@id": f"{url}#entry-{e['entry_id']}",
-                "url": f"{url}#entry-{e['entry_id']}",
-                "headline": headline,
-                "articleBody": text,
-                "datePublished": e["published_at"],
-                "dateModified": e["updated_at"],
-            }
-        )
+        update: dict[str, Any] = {
+            "@type": "BlogPosting",
+            "@id": f"{url}#entry-{e['entry_id']}",
+            "url": f"{url}#entry-{e['entry_id']}",
+            "headline": headline,
+            "articleBody": text,
+            "datePublished": e["published_at"],
+            "dateModified": e["updated_at"],
+        }
+        corrections = e.get("corrections") or []
+        if corrections:  # schema.org: each correction a CorrectionComment, its note and time
+            update["correction"] = [
+                {"@type": "CorrectionComment", "text": c["note"], "datePublished": c["at"]}
+                for c in corrections
+            ]
+        updates.append(update)
     data: dict[str, Any] = {
         "@context": "https://schema.org",
         "@type": "LiveBlogPosting",

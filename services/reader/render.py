@@ -82,6 +82,36 @@ def note_time(iso: str) -> str:
 
 # -- entries ------------------------------------------------------------------------------------
 
+DIFF_TAGS = {"-": "del", "+": "ins"}
+"""How a word diff's removed and added runs are marked (``=`` runs are plain text)."""
+
+
+def correction_history(corrections: Any) -> str:
+    """The "what changed" disclosure: each correction's note and time, and what it changed in
+    the text readers saw, word by word (``projections.wordiff``): nothing else of the entry's
+    history, and never a retracted text (a retracted entry shows no disclosure at all)."""
+    count = len(corrections)
+    items = []
+    for c in corrections:
+        diff = c.get("diff")
+        shown = ""
+        if diff:
+            runs = "".join(
+                f"<{DIFF_TAGS[op]}>{esc(text)}</{DIFF_TAGS[op]}>" if op in DIFF_TAGS else esc(text)
+                for op, text in diff
+            )
+            shown = f'<p class="change-diff">{runs}</p>'
+        items.append(
+            f'<li class="change" data-version="{int(c["version"])}">'
+            f'<p class="change-note"><strong>Correction</strong> ({note_time(c["at"])}): '
+            f"{esc(c['note'])}</p>{shown}</li>"
+        )
+    label = "What changed" if count == 1 else f"What changed ({count} corrections)"
+    return (
+        f'<details class="correction-history"><summary>{label}</summary>'
+        f'<ol class="changes">{"".join(items)}</ol></details>'
+    )
+
 
 def render_entry(entry: dict[str, Any], now: datetime | None, pinned: bool = False) -> str:
     """One ``<article>``, with the contract's hooks (CONTRACT "Reader page hooks")."""
@@ -130,6 +160,7 @@ def render_entry(entry: dict[str, Any], now: datetime | None, pinned: bool = Fal
                     f"{esc(c['note'])}</p>"
                 )
             out.append("</div>")
+            out.append(correction_history(corrections))
     out.append("</article>")
     return "".join(out)
 

@@ -22,6 +22,7 @@ from projections.story import (
     replay,
     with_key_event,
 )
+from projections.wordiff import word_diff
 from tests.strategies import PROPERTIES, STORY, Newsroom, histories, opened, recorded_at
 
 IMAGE = "https://example.org/aleppo-citadel.jpg"
@@ -85,11 +86,15 @@ def contract_reading(envelopes: list[Envelope]) -> dict[str, Any]:
         elif env.type == "entry.edited":
             entry.update({k: data[k] for k in ("body", "headline") if k in data})
         elif env.type == "entry.corrected":
+            diff = [list(run) for run in word_diff(entry["body"] or "", data["body"])]
             entry["body"] = data["body"]
-            entry["corrections"].append({"note": data["note"], "at": at, "version": env.version})
+            note = {"note": data["note"], "at": at, "version": env.version, "diff": diff}
+            entry["corrections"].append(note)
         elif env.type == "entry.retracted":
             retraction = {"note": data["note"], "at": at, "version": env.version}
             entry.update(body=None, status="retracted", retraction=retraction, embeds=[])
+            for note in entry["corrections"]:  # a retracted text is never shown, not even as a diff
+                note.pop("diff", None)
             if story["pinned"] == entry["entry_id"]:
                 story["pinned"] = None
         elif env.type == "entry.pinned":
@@ -292,18 +297,26 @@ def test_retracting_another_entry_leaves_the_pin_where_it_is() -> None:
     assert room.state.pinned == "e-1"
 
 
-def test_a_correction_adds_a_note_with_its_time_and_version() -> None:
-    """A correction replaces the body, appends {note, at, version}, and moves updated_at."""
+def test_a_correction_adds_a_note_with_its_time_version_and_what_it_changed() -> None:
+    """A correction replaces the body, appends {note, at, version, diff}, and moves updated_at;
+    the diff is of the text readers saw just before it (an edit between counts)."""
     room = opened("e-1")
     room.command("entry.corrected", entry_id="e-1", body="<p>Homs</p>", note="We said Hama")
+    room.command("entry.edited", entry_id="e-1", body="<p>Homs, <b>city</b></p>")
     room.command("entry.corrected", entry_id="e-1", body="<p>Homs, 18:50</p>", note="Time added")
     entry = room.state.entries["e-1"]
     assert entry.body == "<p>Homs, 18:50</p>"
     assert entry.corrections == (
-        Note("We said Hama", recorded_at(3), 3),
-        Note("Time added", recorded_at(4), 4),
+        Note("We said Hama", recorded_at(3), 3, (("-", "Entry e-1"), ("+", "Homs"))),
+        Note("Time added", recorded_at(5), 5, (("=", "Homs, "), ("-", "city"), ("+", "18:50"))),
     )
-    assert (entry.published_at, entry.updated_at) == (recorded_at(2), recorded_at(4))
+    assert entry.to_json()["corrections"][1] == {
+        "note": "Time added",
+        "at": recorded_at(5),
+        "version": 5,
+        "diff": [["=", "Homs, "], ["-", "city"], ["+", "18:50"]],
+    }
+    assert (entry.published_at, entry.updated_at) == (recorded_at(2), recorded_at(5))
 
 
 def test_an_edit_is_silent_and_keeps_the_headline_unless_given() -> None:
@@ -400,3 +413,13 @@ def test_a_page_that_ends_exactly_at_the_last_entry_has_no_cursor() -> None:
     """When the entries fill the page exactly, next_before is null: there is no empty next page."""
     room = opened("e-1", "e-2")
     assert render(room.state, limit=2)["next_before"] is None
+
+
+def test_a_retraction_keeps_the_correction_notes_but_not_what_they_changed() -> None:
+    """The diffs held the retracted text: they go with it; the notes stay."""
+    room = opened("e-1")
+    room.command("entry.corrected", entry_id="e-1", body="<p>Homs</p>", note="We said Hama")
+    room.command("entry.retracted", entry_id="e-1", note="Wrong city")
+    [note] = room.state.entries["e-1"].corrections
+    assert note == Note("We said Hama", recorded_at(3), 3)
+    assert "diff" not in note.to_json()

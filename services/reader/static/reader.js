@@ -285,8 +285,30 @@
       article.append(el("div", { class: "corrections" }, ...corrections.map((c) =>
         el("p", { class: "correction" }, el("strong", {}, "Correction"), " (", noteTime(c.at),
           `): ${c.note}`))));
+      article.append(correctionHistory(corrections, findEntry(entry.entry_id)));
     }
     return article;
+  }
+
+  // The "what changed" disclosure, as the server renders it (render.correction_history); a
+  // reader who had it open keeps it open when the entry changes.
+  const DIFF_TAGS = { "-": "del", "+": "ins" };
+
+  function correctionHistory(corrections, before) {
+    const items = corrections.map((c) => {
+      const item = el("li", { class: "change", "data-version": c.version },
+        el("p", { class: "change-note" }, el("strong", {}, "Correction"), " (", noteTime(c.at),
+          `): ${c.note}`));
+      if (c.diff && c.diff.length) {
+        item.append(el("p", { class: "change-diff" }, ...c.diff.map(([op, text]) =>
+          DIFF_TAGS[op] ? el(DIFF_TAGS[op], {}, text) : document.createTextNode(text))));
+      }
+      return item;
+    });
+    const label = corrections.length === 1 ? "What changed" : `What changed (${corrections.length} corrections)`;
+    const wasOpen = !!(before && before.querySelector("details.correction-history[open]"));
+    return el("details", { class: "correction-history", open: wasOpen },
+      el("summary", {}, label), el("ol", { class: "changes" }, ...items));
   }
 
   function markPinned(article, on) {

@@ -424,6 +424,12 @@ async def test_with_scripts_off_the_page_is_complete(
     page = await context.new_page()
     await page.goto(f"{api_url}/live/{story_id}")
     await expect(page.locator('[data-entry-id="a"] .correction')).to_contain_text("Fixed.")
+    history = page.locator('[data-entry-id="a"] details.correction-history')
+    await history.locator("summary").click()  # a disclosure opens without a script
+    await expect(history.locator(".change-note")).to_contain_text("Fixed.")
+    await expect(history.locator("del")).to_have_text("1:")
+    await expect(history.locator("ins")).to_have_text("2:")
+    await expect(page.locator('[data-entry-id="b"] details')).to_have_count(0)
     await expect(page.locator('[data-entry-id="b"].retracted')).to_contain_text("Withdrawn.")
     await expect(page.locator("#key-events li")).to_have_count(1)
     await expect(page.locator("button.embed-load")).to_be_hidden()
@@ -431,3 +437,32 @@ async def test_with_scripts_off_the_page_is_complete(
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "live-page-no-script-narrow.png"), full_page=True)
     await context.close()
+
+
+async def test_what_a_correction_changed_shows_live_and_stays_open_for_a_reader_reading_it(
+    http: httpx.AsyncClient, api_url: str, reader: Reader, story_id: str
+) -> None:
+    """A correction brings the entry a "what changed" disclosure with its note, time and the
+    words it changed; a reader who opened it keeps it open when the next correction lands."""
+    await opened(http, story_id)
+    body = "<p>The Met Office has issued a <strong>red warning</strong> for wind.</p>"
+    v = await post(http, story_id, "entry.published", entry_id="w", body=body)
+    await state(http, story_id, v)
+    page = await reading(reader, api_url, story_id)
+    amber = "<p>The Met Office has issued an amber warning for wind.</p>"
+    await post(http, story_id, "entry.corrected", entry_id="w", body=amber, note="It is amber.")
+    history = page.locator('[data-entry-id="w"] details.correction-history')
+    await expect(history.locator("summary")).to_have_text("What changed", timeout=SHOWN)
+    assert await history.get_attribute("open") is None  # closed until a reader opens it
+    await history.locator("summary").click()
+    await expect(history.locator("del")).to_have_text(["a red"])
+    await expect(history.locator("ins")).to_have_text(["an amber"])
+    await expect(history.locator(".change-note")).to_contain_text("It is amber.")
+    later = "<p>The Met Office has issued an amber warning for wind and rain.</p>"
+    await post(http, story_id, "entry.corrected", entry_id="w", body=later, note="And rain.")
+    await expect(history.locator("summary")).to_have_text(
+        "What changed (2 corrections)", timeout=SHOWN
+    )
+    assert await history.get_attribute("open") == ""  # still open for the reader
+    await expect(history.locator(".change").nth(1).locator("ins")).to_have_text("wind and rain.")
+    assert await still_the_same_document(page)

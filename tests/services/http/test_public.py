@@ -173,7 +173,7 @@ async def test_a_retraction_shows_a_tombstone_with_its_note(
 async def test_a_correction_shows_its_note_time_and_version(
     http: httpx.AsyncClient, story_id: str
 ) -> None:
-    """A corrected entry reads with the new body and {note, at, version} in corrections."""
+    """A corrected entry reads with the new body and {note, at, version, diff} in corrections."""
     await open_story(http, story_id)
     await publish(http, story_id, "<p>Ten dead</p>", entry_id="e1")
     r = await http.post(
@@ -187,6 +187,11 @@ async def test_a_correction_shows_its_note_time_and_version(
     (entry,) = (await state(http, story_id, 3))["entries"]
     assert entry["body"] == "<p>Twelve dead</p>"
     assert entry["corrections"] == [
-        {"note": "Toll revised", "at": r.json()["recorded_at"], "version": 3}
+        {
+            "note": "Toll revised",
+            "at": r.json()["recorded_at"],
+            "version": 3,
+            "diff": [["-", "Ten"], ["+", "Twelve"], ["=", " dead"]],
+        }
     ]
     assert entry["status"] == "published"

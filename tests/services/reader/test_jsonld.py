@@ -38,3 +38,23 @@ async def test_json_ld_cannot_close_its_script_element(
     block = r.text.split('<script type="application/ld+json"', 1)[1].split("</script>", 1)[0]
     assert "<" not in block.split(">", 1)[1]
     assert Page(r.text).json_ld()["headline"] == title
+
+
+async def test_a_corrected_update_carries_each_correction_as_a_correction_comment(
+    http: httpx.AsyncClient, story_id: str
+) -> None:
+    """schema.org: a corrected ``BlogPosting`` has ``correction``, one ``CorrectionComment``
+    (the note, when) per correction; an update never corrected has none."""
+    await opened(http, story_id)
+    await post(http, story_id, "entry.published", entry_id="a", body="<p>Ten dead.</p>")
+    await post(http, story_id, "entry.published", entry_id="b", body="<p>Roads shut.</p>")
+    v = await post(
+        http, story_id, "entry.corrected", entry_id="a", body="<p>Twelve dead.</p>", note="Toll."
+    )
+    updates = Page((await live(http, story_id, v)).text).json_ld()["liveBlogUpdate"]
+    by_id = {u["@id"].rsplit("#entry-", 1)[1]: u for u in updates}
+    [comment] = by_id["a"]["correction"]
+    assert comment["@type"] == "CorrectionComment"
+    assert comment["text"] == "Toll."
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT.+Z", comment["datePublished"])
+    assert "correction" not in by_id["b"]

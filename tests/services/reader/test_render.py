@@ -55,3 +55,33 @@ async def test_corrections_and_tombstones_are_in_the_html_with_their_notes_and_t
     assert re.search(
         r'<time datetime="\d{4}-\d\d-\d\dT[^"]+Z" title="[^"]+">\d\d:\d\d UTC</time>', r.text
     )
+
+
+async def test_a_corrected_entry_has_a_closed_what_changed_disclosure_of_its_corrections(
+    http: httpx.AsyncClient, story_id: str
+) -> None:
+    """Server-rendered: each correction's note and time, and its words removed and added;
+    a retracted entry has no disclosure (its text is never shown again)."""
+    await opened(http, story_id)
+    await post(http, story_id, "entry.published", entry_id="a", body="<p>Ten dead in Homs.</p>")
+    await post(
+        http,
+        story_id,
+        "entry.corrected",
+        entry_id="a",
+        body="<p>Twelve dead in Homs.</p>",
+        note="Toll.",
+    )
+    await post(http, story_id, "entry.published", entry_id="b", body="<p>Secret.</p>")
+    await post(http, story_id, "entry.corrected", entry_id="b", body="<p>Other.</p>", note="N.")
+    v = await post(http, story_id, "entry.retracted", entry_id="b", note="Withdrawn.")
+    html = (await live(http, story_id, v)).text
+    page = Page(html)
+    [details] = page.find("details", class_="correction-history")
+    assert details.get("open") is None
+    start = html.index('class="correction-history"')
+    block = html[start : html.index("</details>", start)]
+    assert "<summary>What changed</summary>" in block
+    assert "<del>Ten</del><ins>Twelve</ins> dead in Homs." in block
+    assert "Toll." in block
+    assert "Secret." not in html

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.reader.plaintext import excerpt, html_text, one_line
+from projections.plaintext import excerpt, html_text, one_line
 
 BODY = '<p>Polls <strong>close</strong> at 8.</p><p>See <a href="https://example.org/r">results</a>.</p>'
 
