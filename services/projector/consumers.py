@@ -168,8 +168,8 @@ class Consumers:
         other error is logged and read again too: a reader never dies quietly, leaving its
         feed unfolded."""
         # its own connection: a blocked read holds it, and its timeout is longer than the block;
-        # named, so that stop() can end a blocked read at once (CLIENT UNBLOCK). A cluster's
-        # readers are not named (a blocked one ends within POLL_MS of a stop)
+        # named, so that stop() can end a blocked read at once (CLIENT UNBLOCK; on a cluster a
+        # blocked one ends within POLL_MS instead) and an upgrade can see a projector running
         client: Client | None = None
         streams: dict[Any, Any] = dict.fromkeys(feeds, ">")
         try:
@@ -229,7 +229,9 @@ class Consumers:
         cluster = self.projector.client
         if isinstance(cluster, RedisCluster):
             await cluster.initialize()
-            return primary_client(cluster, feeds[0], socket_timeout=timeout)
+            return primary_client(
+                cluster, feeds[0], socket_timeout=timeout, client_name=self._reader_name
+            )
         return connect(
             self.url,
             socket_timeout=timeout,
@@ -304,6 +306,8 @@ class Consumers:
         """End the reader's blocked ``XREADGROUP`` now (it returns what it has, or nothing),
         rather than after up to ``POLL_MS``; best effort: a store away ends the read anyway."""
         client = self.projector.client
+        if isinstance(client, RedisCluster):
+            return  # a client id is one node's: the cluster client cannot say which node's
         with contextlib.suppress(Exception):
             for connection in await client.client_list(_type="normal"):
                 if connection.get("name") == self._reader_name:

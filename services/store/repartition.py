@@ -126,10 +126,17 @@ async def _copy_keys(client: Client, names: list[tuple[str, str]]) -> None:
 
 
 async def _reader_connected(client: Client) -> bool:
-    """Whether a projector's feed reader is connected to this database (a named one: one
-    server's projectors; a server's other databases are other stores)."""
-    mine = str((await client.client_info()).get("db", 0))
-    listed = await client.client_list(_type="normal")
+    """Whether a projector's feed reader is connected to this store: to this database of one
+    server (its other databases are other stores), or to any primary of a cluster."""
+    if isinstance(client, RedisCluster):
+        await client.initialize()
+        listed: list[dict[str, Any]] = []
+        for node in client.get_primaries():
+            listed += await client.client_list(_type="normal", target_nodes=node)
+        mine = "0"
+    else:
+        mine = str((await client.client_info()).get("db", 0))
+        listed = await client.client_list(_type="normal")
     return any(
         str(c.get("name", "")).startswith("projector-reader:") and str(c.get("db", 0)) == mine
         for c in listed

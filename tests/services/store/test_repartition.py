@@ -279,3 +279,26 @@ async def test_on_a_cluster_an_upgrade_to_256_spreads_the_stories_over_the_prima
     await _as_it_was(url, records, 256)
     per = Counter(own_cluster.primary_of(keys.events(s)).port for s in records)
     assert len(per) == 3  # on 16 partitions the same 30 stories could sit on any
+
+
+async def test_on_a_cluster_an_upgrade_is_refused_while_a_projector_reads_the_feeds(
+    own_cluster: LocalCluster,
+) -> None:
+    """A cluster's feed readers are named too: the upgrade sees them on every primary."""
+    url = own_cluster.url
+    client = connect(url)
+    store = Store(connect(url))
+    consumers = Consumers(url, lambda: Projector(client, store), "running-on-cluster")
+    try:
+        await store.append("ran-1", parse_open({"story": "ran-1", "title": "T"}), actor="e:a")
+        await consumers.start()
+        for _ in range(100):  # its readers connect once they run
+            if await repartition._reader_connected(client):
+                break
+            await asyncio.sleep(0.05)
+        with pytest.raises(UsageError, match="stop every Dateline process"):
+            await repartition.upgrade(client, 1024, lambda _: None)
+    finally:
+        await consumers.stop()
+        await store.close()
+        await client.aclose()
