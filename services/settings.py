@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     @field_validator("partitions")
     @classmethod
     def _a_count_a_store_may_have(cls, value: int) -> int:
-        if value not in (16, 64, 256, 1024):
+        if value not in (16, 64, 256, 1024):  # keys.COUNTS: settings imports no room
             raise ValueError("must be 16, 64, 256 or 1024")
         return value
 

@@ -74,6 +74,16 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A 3+3 local cluster of the test module's own, whatever the server under test (for tests
+    that fault it, or that need a cluster's whole keyspace to themselves)."""
+    cluster = LocalCluster(tmp_path_factory.mktemp("own-cluster"))
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
 async def client(redis_url: str) -> AsyncIterator[redis.Redis]:
     """A raw client on the server under test (for looking behind the API's back)."""

@@ -22,6 +22,7 @@ from xml.etree import ElementTree as ET  # only writes XML here: nothing is pars
 
 from projections.plaintext import one_line
 from services.reader.jsonld import shortened
+from services.reader.policy import esc
 from services.reader.render import full_date
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -51,18 +52,14 @@ def _content(entry: dict[str, Any]) -> str:
     """The entry as HTML: its headline, body and each correction's note and time."""
     parts = []
     if entry.get("headline"):
-        parts.append(f"<h2>{_escaped(str(entry['headline']))}</h2>")
+        parts.append(f"<h2>{esc(str(entry['headline']))}</h2>")
     parts.append(str(entry.get("body") or ""))
     for correction in entry.get("corrections") or ():
         parts.append(
-            f"<p><strong>Correction</strong> ({_escaped(full_date(str(correction['at'])))}):"
-            f" {_escaped(str(correction['note']))}</p>"
+            f"<p><strong>Correction</strong> ({esc(full_date(str(correction['at'])))}):"
+            f" {esc(str(correction['note']))}</p>"
         )
     return "".join(parts)
-
-
-def _escaped(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def render_feed(state: dict[str, Any], page_url: str, feed_url: str) -> bytes:

@@ -286,17 +286,19 @@ async def test_with_two_replicas_a_killed_primary_stops_its_stories_for_node_tim
     assert float(str(figures["longest"])) <= NODE_TIMEOUT_MS / 1000 + 2.0, figures
 
 
+async def _failover(cluster: LocalCluster, n: int) -> None:
+    """``CLUSTER FAILOVER`` on the replica of another primary each time."""
+    replica = cluster.replica_of(cluster.primaries()[n % 3])
+    assert replica is not None
+    await asyncio.to_thread(cluster.failover, replica)
+
+
 async def test_a_manual_failover_under_load_is_over_in_under_a_second(
     tmp_path: Path, figure: Callable[[str, str], None]
 ) -> None:
     """``CLUSTER FAILOVER`` on each primary's replica in turn, under the same load."""
 
-    async def failover(cluster: LocalCluster, n: int) -> None:
-        replica = cluster.replica_of(cluster.primaries()[n % 3])
-        assert replica is not None
-        await asyncio.to_thread(cluster.failover, replica)
-
-    figures, _, wrong = await _under_load(tmp_path, failover, 3)
+    figures, _, wrong = await _under_load(tmp_path, _failover, 3)
     figure(
         "cluster manual failover",
         f"3 CLUSTER FAILOVERs under {WRITERS} writers and {READERS} readers, ACK_REPLICAS=1:"
@@ -316,12 +318,7 @@ async def test_the_split_layout_on_a_cluster_rides_out_a_manual_failover(
     """``dateline api``, ``projector`` and ``gateway`` as separate processes on the cluster, one
     ``CLUSTER FAILOVER`` of each primary in turn, the same load."""
 
-    async def failover(cluster: LocalCluster, n: int) -> None:
-        replica = cluster.replica_of(cluster.primaries()[n % 3])
-        assert replica is not None
-        await asyncio.to_thread(cluster.failover, replica)
-
-    figures, _, wrong = await _under_load(tmp_path, failover, 3, split=True)
+    figures, _, wrong = await _under_load(tmp_path, _failover, 3, split=True)
     figure(
         "cluster split layout failover",
         f"api + projector + gateway processes, 3 CLUSTER FAILOVERs, ACK_REPLICAS=1: acknowledged"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import pytest
@@ -27,20 +27,12 @@ from services.store.record import Store
 from tests.services.projector.conftest import assert_state_is_a_fresh_fold, wait_projected
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    own = LocalCluster(tmp_path_factory.mktemp("projector-cluster"))
-    own.start()
-    yield own
-    own.stop()
-
-
 @pytest.fixture
-async def world(cluster: LocalCluster) -> AsyncIterator[tuple[str, Client, Store]]:
-    client = connect(cluster.url)
+async def world(own_cluster: LocalCluster) -> AsyncIterator[tuple[str, Client, Store]]:
+    client = connect(own_cluster.url)
     store = Store(client)
     await ensure_groups(client)
-    yield cluster.url, client, store
+    yield own_cluster.url, client, store
     await store.close()
 
 
@@ -88,7 +80,7 @@ async def test_a_projector_on_a_cluster_folds_every_partition_and_claims_what_a_
 
 
 async def test_with_ack_replicas_the_projector_folds_nothing_a_replica_lacks(
-    world: tuple[str, Client, Store], cluster: LocalCluster
+    world: tuple[str, Client, Store], own_cluster: LocalCluster
 ) -> None:
     """With the story's replica hung, its new event is on the primary but no reader is shown
     it: the projector leaves it unfolded until the replica has it, then folds it."""
@@ -100,7 +92,7 @@ async def test_with_ack_replicas_the_projector_folds_nothing_a_replica_lacks(
     await consumers.start()
     try:
         await wait_projected(client, heads)  # type: ignore[arg-type]
-        replica = cluster.replica_of(cluster.primary_of(keys.events(story)))
+        replica = own_cluster.replica_of(own_cluster.primary_of(keys.events(story)))
         assert replica is not None
         replica.pause()
         try:

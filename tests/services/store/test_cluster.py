@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,19 +22,11 @@ from services.store.localcluster import LocalCluster
 from services.store.record import Keyed, Store
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    own = LocalCluster(tmp_path_factory.mktemp("own-cluster"))
-    own.start()
-    yield own
-    own.stop()
-
-
 async def test_a_url_naming_any_node_of_a_cluster_gets_a_cluster_client(
-    cluster: LocalCluster, redis_url: str
+    own_cluster: LocalCluster, redis_url: str
 ) -> None:
     """Any of the six nodes, primary or replica, will do; a single server stays one."""
-    for node in cluster.nodes:
+    for node in own_cluster.nodes:
         client = connect(f"redis://127.0.0.1:{node.port}")
         assert isinstance(client, RedisCluster)
         await client.aclose()
@@ -46,11 +37,11 @@ async def test_a_url_naming_any_node_of_a_cluster_gets_a_cluster_client(
 
 
 async def test_a_store_on_a_cluster_appends_to_every_partition_across_the_primaries(
-    cluster: LocalCluster,
+    own_cluster: LocalCluster,
 ) -> None:
     """A story in each of the 16 partitions is opened through ``Store`` and read back; their
     keys live on all three primaries."""
-    store = Store.from_url(cluster.url)
+    store = Store.from_url(own_cluster.url)
     stories: dict[int, str] = {}
     n = 0
     while len(stories) < keys.partitions():
@@ -64,24 +55,24 @@ async def test_a_store_on_a_cluster_appends_to_every_partition_across_the_primar
             assert appended.envelope is not None
             assert appended.envelope.version == 1
             assert [e.version for e in await store.read(story)] == [1]
-        holders = {cluster.primary_of(keys.events(story)).port for story in stories.values()}
+        holders = {own_cluster.primary_of(keys.events(story)).port for story in stories.values()}
         assert len(holders) == 3
     finally:
         await store.close()
 
 
 async def test_with_ack_replicas_an_append_waits_for_its_replica_and_says_when_none_has_it(
-    cluster: LocalCluster,
+    own_cluster: LocalCluster,
 ) -> None:
     """``DATELINE_ACK_REPLICAS=1``: a healthy cluster answers at once; with the story's replica
     hung, the append is refused with ``acked_replicas`` 0 after the ack timeout, though the event
     is on the primary; once the replica is back, the retry with the same key gets that event."""
-    store = Store(connect(cluster.url), ack_replicas=1, ack_timeout=0.5)
+    store = Store(connect(own_cluster.url), ack_replicas=1, ack_timeout=0.5)
     story = "acked-1"
     keyed = Keyed.of("t", "key-1", "POST", f"/stories/{story}/events", {"body": "hung"})
     try:
         await store.append(story, parse_open({"story": story, "title": "Acked"}), actor="e:a")
-        replica = cluster.replica_of(cluster.primary_of(keys.events(story)))
+        replica = own_cluster.replica_of(own_cluster.primary_of(keys.events(story)))
         assert replica is not None
         replica.pause()
         try:

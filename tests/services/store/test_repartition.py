@@ -11,7 +11,6 @@ import statistics
 import zlib
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -255,14 +254,6 @@ async def test_a_new_store_takes_the_partitions_asked_for(isolated_url: str) -> 
 
 
 # -- on a cluster --------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(Path(tmp_path_factory.mktemp("repartition-cluster")))
-    cluster.start()
-    yield cluster
-    cluster.stop()
 
 
 async def test_on_a_cluster_an_upgrade_to_256_spreads_the_stories_over_the_primaries(
